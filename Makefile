@@ -1,0 +1,69 @@
+# statusflow developer commands. The two that matter: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export STATUSFLOW_KAFKA_HEAP ?= 768m
+
+.PHONY: install run test check lint format typecheck unit-tests integration-tests e2e-tests \
+        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker kafka-start kafka-stop tools clean
+
+## Everything needed to run and test, into ./.venv (idempotent; re-runs when pyproject.toml changes)
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+## System tools the tests use: promtool/prometheus (Debian's prometheus), Maven and Java for Kafka
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v mvn >/dev/null && command -v java >/dev/null || { \
+	  echo "installing Debian packages: prometheus maven openjdk-17-jre-headless"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus maven openjdk-17-jre-headless >/dev/null; }
+	@pkill -x prometheus 2>/dev/null || true  # the package starts a system instance on :9090; tests run their own
+
+## The main job on the embedded default: local Kafka, the worker, a replayed sample stream, live statuses
+run: install
+	$(VENV)/bin/statusflow demo
+
+## The whole test suite: lint, types, unit, integration, Kafka end-to-end, promtool rules
+test: install tools check
+	$(PY) -m pytest
+
+check: lint typecheck
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+typecheck:
+	$(VENV)/bin/mypy
+
+unit-tests: install
+	$(PY) -m pytest tests/unit
+integration-tests: install
+	$(PY) -m pytest tests/integration
+e2e-tests: install tools
+	$(PY) -m pytest tests/e2e
+
+alerts-lint: tools
+	promtool check rules deploy/prometheus/alerts.yaml
+alerts-test: tools
+	promtool test rules deploy/prometheus/tests/alerts_test.yaml
+
+## Benchmarks: not tests. Figures go into README.md.
+bench: bench-resolve bench-worker
+bench-resolve: install
+	$(PY) bench/resolve_bench.py
+bench-worker: install
+	$(PY) bench/worker_bench.py
+
+kafka-start:
+	deploy/kafka/kafka.sh start
+kafka-stop:
+	deploy/kafka/kafka.sh stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,102 @@
+"""``statusflow resolve``: resolve JSON-lines files offline, with the same core as the worker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import IO, Any
+
+import orjson
+
+from stream.codec import encode_state
+from stream.domain.model import MemberState
+from stream.resolver import FORMATS, DeadLetter, Observer, Tally, apply, events_of
+
+_PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+
+def add_parser(commands: Any) -> None:
+    """Register the command."""
+    parser = commands.add_parser("resolve", help="resolve events from JSON-lines files (or stdin) to member states")
+    parser.add_argument("files", nargs="*", default=["-"], metavar="FILE", help="JSON-lines input; '-' is stdin")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="envelope", help="envelope lines, or SendGrid webhook bodies"
+    )
+    parser.add_argument("--changes", action="store_true", help="write every state change, not the final states")
+    parser.add_argument("--dlq", metavar="FILE", help="write dead letters here (default: stderr)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
+    parser.add_argument("--metrics", metavar="FILE", help="write Prometheus text-format metrics of the run here")
+    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the files; print states (or changes), dead letters and a summary."""
+    for name in args.files:
+        if name != "-" and not os.path.isfile(name):
+            print(f"statusflow resolve: no such file: {name}", file=sys.stderr)
+            return 2
+    observer, write_metrics = _metrics(args.metrics)
+    states: dict[str, MemberState] = {}
+    tally = Tally()
+    out = sys.stdout.buffer
+    with ExitStack() as stack:
+        dlq: IO[bytes] = stack.enter_context(open(args.dlq, "wb")) if args.dlq else sys.stderr.buffer
+        for name, lineno, line in _lines(args.files, stack, progress=not args.no_progress):
+            for item in events_of(line, args.format):
+                tally.read += 1
+                if isinstance(item, DeadLetter):
+                    tally.dead_lettered += 1
+                    if observer is not None:
+                        observer.dead_letter(item.error)
+                    origin = {"file": name, "line": lineno}
+                    dlq.write(orjson.dumps(DeadLetter(item.raw, item.error, origin).document()) + b"\n")
+                    continue
+                changed = apply(states, item, tally, observer)
+                if changed is not None and args.changes:
+                    out.write(encode_state(changed) + b"\n")
+        if not args.changes:
+            for member_id in sorted(states):
+                out.write(encode_state(states[member_id]) + b"\n")
+    out.flush()
+    write_metrics()
+    summary = ", ".join(f"{key.replace('_', '-')} {value}" for key, value in tally.as_dict().items())
+    print(f"statusflow resolve: {summary}, members {len(states)}", file=sys.stderr)
+    return 1 if args.strict and tally.dead_lettered else 0
+
+
+def _lines(files: list[str], stack: ExitStack, *, progress: bool) -> Iterator[tuple[str, int, bytes]]:
+    for name in files:
+        handle: IO[bytes] = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))  # noqa: SIM115
+        lines: Iterator[bytes] = iter(handle)
+        if progress and name != "-" and sys.stderr.isatty() and os.path.getsize(name) >= _PROGRESS_MIN_BYTES:
+            lines = _with_progress(lines, name)
+        for lineno, line in enumerate(lines, 1):
+            if line.strip():
+                yield name, lineno, line.rstrip(b"\r\n")
+
+
+def _with_progress(lines: Iterator[bytes], name: str) -> Iterator[bytes]:
+    from tqdm import tqdm  # noqa: PLC0415 - only needed on a terminal
+
+    with tqdm(
+        total=os.path.getsize(name), unit="B", unit_scale=True, desc=os.path.basename(name), file=sys.stderr
+    ) as bar:
+        for line in lines:
+            bar.update(len(line))
+            yield line
+
+
+def _metrics(path: str | None) -> tuple[Observer | None, Any]:
+    if path is None:
+        return None, lambda: None
+    from prometheus_client import CollectorRegistry, write_to_textfile  # noqa: PLC0415
+
+    from stream.metrics import Metrics  # noqa: PLC0415 - keeps the plain run free of metrics cost
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    return metrics, lambda: write_to_textfile(path, registry)

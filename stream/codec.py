@@ -1,0 +1,199 @@
+"""
+Bytes <-> model: decode event envelopes and encode resolved states.
+
+Envelopes follow ``schemas/envelope.v1.json``, states ``schemas/member-status.v1.json``.
+Validation is hand-written for speed; the tests check it agrees with the JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from stream.domain.catalog import ADDITION_BY_CODE, CHANNEL_CODES, CHANNELS, MESSAGE_TYPES, range_of
+from stream.domain.classify import SOURCES, classify, default_channel
+from stream.domain.errors import BadEventError
+from stream.domain.model import Event, MemberState, Outcome
+from stream.domain.precedence import decision
+
+_MESSAGE_TYPE_BY_CODE = {c.code: c.shortcode for c in MESSAGE_TYPES}
+_MESSAGE_TYPES = frozenset(_MESSAGE_TYPE_BY_CODE.values())
+_MS_THRESHOLD = 100_000_000_000  # as seconds that is the year 5138; as ms, 1973
+_STATUS_DOCUMENTS = {
+    c.code: {"code": c.code, "shortcode": c.shortcode, "range": range_of(c.code).name}
+    for c in ADDITION_BY_CODE.values()
+}
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """
+    Decode one JSON envelope into a classified Event.
+
+    Raises:
+        BadEventError: malformed JSON, a missing or ill-typed field, unknown source/status, bad time.
+
+    """
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadEventError("malformed_json", "", f"not valid JSON: {error}") from None
+    if not isinstance(envelope, dict):
+        raise BadEventError("not_an_object", "", f"an event is a JSON object, got {type(envelope).__name__}")
+    return event_from_envelope(envelope)
+
+
+def event_from_envelope(envelope: dict[str, Any]) -> Event:
+    """Validate a parsed envelope and classify it (see ``decode_event``)."""
+    get = envelope.get
+    member_id = get("member_id")
+    if type(member_id) is not str or not member_id:
+        member_id = _identifier(member_id, "member_id", required=True)
+    outcome = _outcome(get("source"), get("channel"), get("status"), get("message_type"))
+    source, channel = outcome[0], outcome[1]
+    occurred_at = get("occurred_at")
+    if type(occurred_at) is not int or occurred_at < _MS_THRESHOLD:
+        occurred_at = parse_time(occurred_at)
+    campaign_id = get("campaign_id")
+    if campaign_id is not None and type(campaign_id) is not str:
+        campaign_id = _identifier(campaign_id, "campaign_id", required=False)
+    detail = get("detail")
+    if detail is not None and type(detail) is not dict:
+        raise BadEventError("bad_field", "detail", f"detail is an object when present, got {type(detail).__name__}")
+    event_id = get("event_id")
+    if type(event_id) is not str or not event_id:
+        event_id = _identifier(event_id, "event_id", required=False) or derived_event_id(envelope)
+    return tuple.__new__(
+        Event, (member_id, campaign_id, source, channel, decision(outcome[2], occurred_at, f"{source}:{event_id}"))
+    )
+
+
+# (source, channel, status, message_type) as sent -> (source, channel, Outcome). Providers send a
+# few hundred distinct spellings; the cache keeps validation and lookup off the hot path.
+_OUTCOME_CACHE: dict[tuple[object, ...], tuple[str, str, Outcome]] = {}
+_OUTCOME_CACHE_LIMIT = 65_536
+
+
+def _outcome(source: object, channel: object, status: object, message_type: object) -> tuple[str, str, Outcome]:
+    # The types are part of the key: True == 1 and 1.0 == 1 would otherwise pass as a code.
+    key = (source, channel, status, message_type, type(status), type(message_type))
+    try:
+        return _OUTCOME_CACHE[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) field; validated below
+        pass
+    if not isinstance(source, str):
+        raise _missing_or_bad("source", source, "one of " + ", ".join(SOURCES))
+    if source not in SOURCES:
+        raise BadEventError(
+            "unknown_source", "source", f"unknown source {source!r}; known sources: {', '.join(SOURCES)}"
+        )
+    if not isinstance(status, str | int) or isinstance(status, bool) or status == "":
+        raise _missing_or_bad("status", status, "the provider's status, a string or an integer")
+    if channel is None:
+        channel = default_channel(source)
+    elif channel not in CHANNELS:
+        raise BadEventError("bad_field", "channel", f"{channel!r} is not a channel; channels: {', '.join(CHANNELS)}")
+    found = (source, str(channel), classify(source, str(channel), status, _message_type(message_type)))
+    if len(_OUTCOME_CACHE) >= _OUTCOME_CACHE_LIMIT:  # whole SMPP receipts are unique: do not hoard them
+        _OUTCOME_CACHE.clear()
+    _OUTCOME_CACHE[key] = found
+    return found
+
+
+def derived_event_id(envelope: dict[str, Any]) -> str:
+    """Return a stable id for an envelope that has none: the same content gives the same id."""
+    return hashlib.blake2b(orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def parse_time(value: object) -> int:
+    """
+    Return an event time as epoch milliseconds.
+
+    Accepts an RFC 3339 string with an offset, or epoch seconds or milliseconds (number or digits).
+
+    Raises:
+        BadEventError: missing, not a time, or without a UTC offset.
+
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise BadEventError("bad_time", "occurred_at", f"{value!r} is not a time: epoch values are finite and >= 0")
+        return int(value) if value >= _MS_THRESHOLD else int(value * 1000)
+    if not isinstance(value, str):
+        raise _missing_or_bad("occurred_at", value, "an RFC 3339 time or epoch seconds/milliseconds")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:  # RFC 3339 allows a lower-case "t" and "z"; fromisoformat does not
+            moment = datetime.fromisoformat(value.upper())
+        except ValueError:
+            raise BadEventError("bad_time", "occurred_at", f"{value!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise BadEventError("bad_time", "occurred_at", f"{value!r} has no UTC offset; RFC 3339 requires one (e.g. Z)")
+    return int(moment.timestamp() * 1000)
+
+
+def format_time(epoch_ms: int) -> str:
+    """Return epoch milliseconds as RFC 3339 UTC with milliseconds, e.g. 2024-01-01T12:00:00.000Z."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def state_document(state: MemberState) -> dict[str, Any]:
+    """Return the public resolved state of a member (``schemas/member-status.v1.json``)."""
+    code = state.status.outcome.code
+    return {
+        "member_id": state.member_id,
+        "campaign_id": state.campaign_id,
+        "status": _STATUS_DOCUMENTS[code],
+        "channels": {
+            channel: {
+                "code": decision.outcome.channel_status,
+                "shortcode": CHANNEL_CODES[channel][decision.outcome.channel_status].shortcode,
+                "final": decision.outcome.final,
+            }
+            for channel, decision in state.channels
+        },
+        "final": state.final,
+        "updated_at": format_time(state.status.occurred_at),
+        "events": len(state.event_ids),
+    }
+
+
+def encode_state(state: MemberState) -> bytes:
+    """Return the public resolved state as one JSON line's bytes (no newline)."""
+    return orjson.dumps(state_document(state))
+
+
+def _identifier(value: object, field: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise BadEventError("missing_field", field, f"{field} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise BadEventError("bad_field", field, f"{field} is a non-empty string or an integer, got {value!r}")
+    return str(value)
+
+
+def _message_type(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value in _MESSAGE_TYPE_BY_CODE:
+        return _MESSAGE_TYPE_BY_CODE[value]
+    if isinstance(value, str):
+        for name in _MESSAGE_TYPES:
+            if name.lower() == value.lower():
+                return name
+    raise BadEventError(
+        "bad_field", "message_type", f"{value!r} is not a message type; one of survey, reminder, manualResend"
+    )
+
+
+def _missing_or_bad(field: str, value: object, expected: str) -> BadEventError:
+    if value is None:
+        return BadEventError("missing_field", field, f"{field} is required: {expected}")
+    return BadEventError("bad_field", field, f"{field} must be {expected}, got {value!r}")

@@ -1,0 +1,1 @@
+"""The pure resolution core: codes, vocabularies and precedence. Standard library only."""

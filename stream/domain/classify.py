@@ -1,0 +1,125 @@
+"""
+Classify a provider status: look it up in ``vocab`` the way providers really send it.
+
+Providers vary case, prefix labels (``SMS Sender: Delivered``), mix ``-``, ``_`` and spaces, send
+numeric codes as integers or digit strings, and SMPP gateways send whole delivery receipts.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from stream.domain import vocab
+from stream.domain.catalog import range_of
+from stream.domain.errors import BadEventError
+from stream.domain.model import Outcome
+from stream.domain.precedence import strength
+
+SOURCES: tuple[str, ...] = tuple(vocab.SOURCE_CHANNELS)
+
+_SEPARATORS = re.compile(r"[\s_-]+")
+_RECEIPT_STAT = re.compile(r"\bstat:\s*([A-Za-z_]+)", re.IGNORECASE)
+_REMINDER_TYPES = frozenset({"reminder"})
+
+
+def normalise(status: str | int) -> str | int:
+    """
+    Return the lookup key of a status: an int for numeric codes, else a folded name.
+
+    >>> normalise("SMS Sender: Undeliverable"), normalise("error-address-format"), normalise(" 4 ")
+    ('undeliverable', 'error_address_format', 4)
+    """
+    if isinstance(status, int):
+        return status
+    text = status.rsplit(":", 1)[-1].strip()
+    if text.isdigit():
+        return int(text)
+    return _SEPARATORS.sub("_", text).lower()
+
+
+def _index(table: vocab.Vocabulary) -> dict[str | int, vocab.Entry]:
+    return {normalise(key): entry for key, entry in table.items()}
+
+
+_VOCABULARIES: dict[tuple[str, str | None], dict[str | int, vocab.Entry]] = {
+    ("npstoday", None): _index(vocab.NPSTODAY),
+    ("npstoday-sms", None): _index(vocab.NPSTODAY_SMS),
+    ("npstoday-email", None): _index(vocab.NPSTODAY_EMAIL),
+    ("idsurvey", None): _index(vocab.IDSURVEY),
+    ("imgw", None): _index(vocab.IMGW),
+    ("smpp", None): _index(vocab.SMPP),
+    ("sendgrid", None): _index(vocab.SENDGRID),
+    **{("dce", channel): _index(table) for channel, table in vocab.DCE.items()},
+}
+
+
+def default_channel(source: str) -> str:
+    """Return the channel an event of ``source`` is on when it names none."""
+    return vocab.SOURCE_CHANNELS[source][0]
+
+
+def receipt_stat(receipt: str) -> str:
+    """
+    Return the ``stat:`` value of an SMPP delivery receipt, or the text itself if it is no receipt.
+
+    >>> receipt_stat("id:42 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000")
+    'DELIVRD'
+    """
+    match = _RECEIPT_STAT.search(receipt)
+    return match.group(1) if match else receipt
+
+
+def classify(source: str, channel: str, status: str | int, message_type: str | None = None) -> Outcome:
+    """
+    Map one provider status to its Outcome on ``channel``.
+
+    Args:
+        source: whose vocabulary ``status`` is in (``vocab.SOURCE_CHANNELS``).
+        channel: the channel the message went over.
+        status: the provider's own status, as sent.
+        message_type: ``reminder`` turns a handover (2010 sent) into 2050 Reminded.
+
+    Raises:
+        BadEventError: unknown source, a channel the source does not speak for, or unknown status.
+
+    """
+    if source == "smpp" and isinstance(status, str):
+        status = receipt_stat(status)
+    reminder = message_type is not None and message_type.lower() in _REMINDER_TYPES
+    return _classify(source, channel, normalise(status), reminder, status)
+
+
+@lru_cache(maxsize=8192)
+def _classify(source: str, channel: str, key: str | int, reminder: bool, raw: str | int) -> Outcome:
+    channels = vocab.SOURCE_CHANNELS.get(source)
+    if channels is None:
+        raise BadEventError(
+            "unknown_source", "source", f"unknown source {source!r}; known sources: {', '.join(SOURCES)}"
+        )
+    if channel not in channels:
+        raise BadEventError(
+            "unsupported_channel", "channel", f"source {source!r} reports {'/'.join(channels)}, not channel {channel!r}"
+        )
+    table = _VOCABULARIES[(source, channel if source == "dce" else None)]
+    entry = table.get(key)
+    if entry is None:
+        scope = f"{source} {channel}" if source == "dce" else source
+        raise BadEventError(
+            "unknown_status", "status", f"{raw!r} is not a {scope} status (see 'statusflow codes --vocab')"
+        )
+    target, final = entry[0], entry[1]
+    code = target.code_for(channel) if isinstance(target, vocab.PerChannel) else target
+    if reminder and code == 2010:
+        code = 2050
+    channel_status = entry[2] if len(entry) == 3 else channel_status_of(channel, code)
+    return Outcome(code, final, channel_status, strength(code, final))
+
+
+def channel_status_of(channel: str, code: int) -> int:
+    """Return the channel status that AdditionStatus ``code`` shows as on ``channel``."""
+    if channel == "survey":
+        return code
+    table = vocab.CHANNEL_STATUS[channel]
+    found = table.get(code)
+    return found if found is not None else table[range_of(code).name]

@@ -1,0 +1,338 @@
+"""
+Every provider vocabulary, as data: provider status -> (AdditionStatus, final[, channel status]).
+
+This is the one file that answers "where does ``DELIVRD`` become 2020?". Keys are written as the
+providers spell them; lookups normalise case, label prefixes and ``-``/``_``/space (see
+``classify.normalise``). An entry is ``(target, final)`` or ``(target, final, channel_status)``:
+
+- ``target`` is an AdditionStatus code, or ``BOUNCED`` / ``PROVIDER_FAILED`` whose code depends on
+  the channel (a bounce is 5101 for email, 5201 for SMS, 5001 elsewhere);
+- ``final`` is True for a permanent outcome, False for a temporary / in-transit one;
+- ``channel_status`` overrides the channel status derived from the AdditionStatus
+  (``CHANNEL_STATUS`` below) where the provider is more specific than the AdditionStatus.
+
+Every decision where the seeds are silent is explained in README.md ("Vocabularies").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from stream.domain.catalog import ADDITION_STATUS, EMAIL_STATUS, SMS_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class PerChannel:
+    """An outcome whose AdditionStatus depends on the channel it happened on."""
+
+    email: int
+    sms: int
+    other: int
+
+    def code_for(self, channel: str) -> int:
+        """Return the AdditionStatus code of this outcome on ``channel``."""
+        return self.email if channel == "email" else self.sms if channel == "sms" else self.other
+
+
+BOUNCED = PerChannel(email=5101, sms=5201, other=5001)
+PROVIDER_FAILED = PerChannel(email=5100, sms=5200, other=5000)
+
+FINAL = True
+TEMPORARY = False
+
+Target: TypeAlias = int | PerChannel
+Entry: TypeAlias = tuple[Target, bool] | tuple[Target, bool, int]
+Vocabulary: TypeAlias = dict[str | int, Entry]
+
+# --- nps.today's own codes (seed 001) ------------------------------------------------------------
+
+# Handover and processing stages: more news is expected. Everything else nps.today reports is final.
+NPSTODAY_TEMPORARY = frozenset({0, 10, 2010, 2050})
+
+NPSTODAY: Vocabulary = {
+    **{c.code: (c.code, c.code not in NPSTODAY_TEMPORARY) for c in ADDITION_STATUS},
+    **{c.shortcode: (c.code, c.code not in NPSTODAY_TEMPORARY) for c in ADDITION_STATUS},
+}
+
+_NPSTODAY_SMS_BY_CODE: Vocabulary = {
+    0: (0, TEMPORARY, 0),  # Added
+    1: (2010, TEMPORARY, 1),  # Sent: handed to a provider; a delivery report may follow
+    2: (4000, FINAL, 2),  # Cancelled: "something" stopped it before sending
+    3: (4002, FINAL, 3),  # CancelledThrottle
+    4: (5202, FINAL, 4),  # NotCapableOfReceivingSMS
+}
+NPSTODAY_SMS: Vocabulary = {
+    **_NPSTODAY_SMS_BY_CODE,
+    **{c.shortcode: _NPSTODAY_SMS_BY_CODE[c.code] for c in SMS_STATUS},
+}
+
+_NPSTODAY_EMAIL_BY_CODE: Vocabulary = {
+    0: (10, TEMPORARY, 0),  # Scheduled
+    1: (2010, TEMPORARY, 1),  # Sent
+    2: (2030, FINAL, 2),  # Opened
+    3: (4002, FINAL, 3),  # CancelledThrottle
+    4: (5101, FINAL, 4),  # Bounced
+    5: (2040, FINAL, 5),  # Clicked
+    6: (4006, FINAL, 6),  # CancelledInactive: unsubscribed / blacklisted before this survey
+    7: (4006, FINAL, 7),  # CancelledDoNotContact: same meaning in the seed
+    8: (4007, FINAL, 8),  # CancelledEndedCampaign
+    9: (2051, FINAL, 9),  # CancelledReminder: the reminder was not sent (already answered)
+}
+NPSTODAY_EMAIL: Vocabulary = {
+    **_NPSTODAY_EMAIL_BY_CODE,
+    **{c.shortcode: _NPSTODAY_EMAIL_BY_CODE[c.code] for c in EMAIL_STATUS},
+}
+
+# --- IdSurvey SMS Sender outcomes (seed 002): "permanent" is final, "temporary" is retried --------
+
+IDSURVEY: Vocabulary = {
+    "Invalid": (4004, FINAL),  # number not properly formatted: never sent
+    "Duplicated": (4001, FINAL),  # already in the list: never sent
+    "Rejected": (BOUNCED, FINAL),  # the mobile network rejected it
+    "Undeliverable": (BOUNCED, FINAL),
+    "Delivered": (2020, FINAL),
+    "Expired": (PROVIDER_FAILED, FINAL),  # no delivery confirmation in time
+    "Deleted": (PROVIDER_FAILED, FINAL),
+    "Skipped": (PROVIDER_FAILED, FINAL),  # sent, but ignored by network rules
+    "Buffered": (2010, TEMPORARY),
+    "Scheduled": (10, TEMPORARY),
+    "Unknown": (2010, TEMPORARY),  # sent, no outcome yet
+    "Enroute": (2010, TEMPORARY),
+    "Accepted": (2010, TEMPORARY),
+}
+
+# --- Digital Customer Engagement platform (seed 003), one table per channel ----------------------
+
+# "INCOMPLETE": sent with empty placeholders. It was sent; a content defect is not a delivery outcome.
+_DCE_INCOMPLETE: Entry = (2010, TEMPORARY)
+
+DCE: dict[str, Vocabulary] = {
+    "sms": {
+        "SENT": (2010, TEMPORARY),
+        "EXPIRED": (PROVIDER_FAILED, FINAL),
+        "DELETED": (PROVIDER_FAILED, FINAL),
+        "UNDELIV": (BOUNCED, FINAL),
+        "ACCEPTD": (2010, TEMPORARY),
+        "UNKNOWN": (PROVIDER_FAILED, FINAL),  # "invalid status ... unknown error with the operator"
+        "REJECTD": (BOUNCED, FINAL),
+        "INVALID_ROUTING": (BOUNCED, FINAL),  # phone number not valid, as the carrier sees it
+        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),  # our short/long code setup at the provider
+        "BLACKLISTED": (BOUNCED, FINAL),
+        "QUEUE": (2010, TEMPORARY),
+        "DEQUEUED": (2010, TEMPORARY),
+        "DELIVRD": (2020, FINAL),
+        "INCOMPLETE": _DCE_INCOMPLETE,
+        "ENROUTE": (2010, TEMPORARY),
+    },
+    "email": {
+        "DEQUEUED": (2010, TEMPORARY),
+        "NOT_SENT": (PROVIDER_FAILED, FINAL),
+        "BAD_TO": (BOUNCED, FINAL),
+        "BAD_FROM": (PROVIDER_FAILED, FINAL),  # our sender setup, not the respondent's address
+        "BLACKLISTED": (BOUNCED, FINAL),
+        "BLOCKED_DUE_BAD_BEHAVIOUR": (2010, TEMPORARY),  # "temporarily blocked": still in transit
+        "SENT": (2010, TEMPORARY),
+        "EXHAUSTED": (PROVIDER_FAILED, FINAL),  # retry limit exceeded
+        "BOUNCED_PERMANENT": (BOUNCED, FINAL),
+        "BOUNCED": (BOUNCED, FINAL),
+        "COMPLAINED": (3010, FINAL),  # marked as spam: the strongest unsubscribe there is
+        "OPEN": (2030, FINAL),
+        "CLICK": (2040, FINAL),
+        "INCOMPLETE": _DCE_INCOMPLETE,
+    },
+    "push": {
+        "SENT": (2010, TEMPORARY),
+        "DEQUEUED": (2010, TEMPORARY),
+        "AUTH_MISSING": (PROVIDER_FAILED, FINAL),
+        "EXHAUSTED": (PROVIDER_FAILED, FINAL),
+        "NOT_SENT": (PROVIDER_FAILED, FINAL),
+        "BAD_DEVICE_TOKEN": (BOUNCED, FINAL),
+        "BAD_PLATFORM": (PROVIDER_FAILED, FINAL),
+        "AUTH_ERROR": (PROVIDER_FAILED, FINAL),
+        "PAYLOAD_LIMIT_EXCEEDED": (PROVIDER_FAILED, FINAL),
+        "INVALID_MESSAGE": (PROVIDER_FAILED, FINAL),
+        "DEVICE_QUOTA_EXCEEDED": (2010, TEMPORARY),  # throttled by the push service, retried
+        "SERVER_UNAVAILABLE": (2010, TEMPORARY),  # "could not process the request in time"
+        "SERVER_ERROR": (PROVIDER_FAILED, FINAL),
+        "UNREGISTERED": (BOUNCED, FINAL),
+        "NOT_CONTEMPLATED_ERROR": (PROVIDER_FAILED, FINAL),
+        "MISMATCHED_TOKEN": (BOUNCED, FINAL),
+        "INCOMPLETE": _DCE_INCOMPLETE,
+    },
+    "rcs": {
+        "SENT": (2010, TEMPORARY),
+        "DELIVERED": (2020, FINAL),
+        "READ": (2030, FINAL),
+        "FALLBACK": (PROVIDER_FAILED, FINAL),  # "this status is final": RCS failed, other channel used
+        "NOT_SENT": (PROVIDER_FAILED, FINAL),
+        "INCOMPLETE": _DCE_INCOMPLETE,
+    },
+    "whatsapp": {
+        "SENT": (2010, TEMPORARY),
+        "DELIVERED": (2020, FINAL),
+        "READ": (2030, FINAL),
+        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),
+        "FAILED": (BOUNCED, FINAL),
+        "QUOTA_EXCEEDED": (PROVIDER_FAILED, FINAL),
+        "INCOMPLETE": _DCE_INCOMPLETE,
+    },
+}
+
+# --- Instant-messaging gateway (seed 004): request, connector and delivery codes ------------------
+
+# A malformed request is our integration's fault, not the provider's nor the respondent's: 4000.
+_IMGW_BAD_REQUEST: Entry = (4000, FINAL)
+
+IMGW: Vocabulary = {
+    # Request processing codes
+    "ok": (2010, TEMPORARY),
+    "error-system": (PROVIDER_FAILED, FINAL),
+    "error-content-do-not-match-hsm-template": (PROVIDER_FAILED, FINAL),
+    "error-insufficient-balance": (PROVIDER_FAILED, FINAL),
+    "error-id-not-unique": _IMGW_BAD_REQUEST,
+    "error-subject-format": _IMGW_BAD_REQUEST,
+    "error-subject-unknown": _IMGW_BAD_REQUEST,
+    "error-address-format": (4004, FINAL),
+    "error-address-not-specified": (4004, FINAL),
+    "error-priority-format": _IMGW_BAD_REQUEST,
+    "error-start-time-format": _IMGW_BAD_REQUEST,
+    "error-validity-period-seconds-format": _IMGW_BAD_REQUEST,
+    "error-content-type-format": _IMGW_BAD_REQUEST,
+    "error-im-type-not-specified": _IMGW_BAD_REQUEST,
+    "error-attachment-url-not-specified": _IMGW_BAD_REQUEST,
+    "error-latitude-not-specified": _IMGW_BAD_REQUEST,
+    "error-longtitude-not-specified": _IMGW_BAD_REQUEST,
+    "error-content-format": _IMGW_BAD_REQUEST,
+    "error-content-type-not-specified": _IMGW_BAD_REQUEST,
+    "error-comment-format": _IMGW_BAD_REQUEST,
+    "error-subject-id-format": _IMGW_BAD_REQUEST,
+    "not-template-match": (PROVIDER_FAILED, FINAL),
+    "not-whatsapp-user": (BOUNCED, FINAL),
+    "not-viber-user": (BOUNCED, FINAL),
+    "user-blocked": (BOUNCED, FINAL),
+    # Error in Connector
+    "error-system-blocked": (PROVIDER_FAILED, FINAL),
+    "error-syntax": _IMGW_BAD_REQUEST,
+    "error-unauthorized": (PROVIDER_FAILED, FINAL),
+    "error-not-found": (PROVIDER_FAILED, FINAL),
+    # Message Delivery Codes
+    "enqueued": (2010, TEMPORARY),
+    "expired": (PROVIDER_FAILED, FINAL),
+    "sent": (2010, TEMPORARY),
+    "delivered": (2020, FINAL),
+    "undelivered": (BOUNCED, FINAL),
+    "read": (2030, FINAL),
+    "failed": (BOUNCED, FINAL),
+    "no-match-template": (PROVIDER_FAILED, FINAL),
+    "delayed": (10, TEMPORARY),  # held until its start time
+    "cancelled": (4000, FINAL),  # cancelled on the client's request
+}
+
+# --- SMPP delivery receipts (stat:), SMPP 3.4 section 5.2.28, plus long spellings some SMSCs use ---
+
+SMPP: Vocabulary = {
+    "ENROUTE": (2010, TEMPORARY),
+    "DELIVRD": (2020, FINAL),
+    "EXPIRED": (PROVIDER_FAILED, FINAL),
+    "DELETED": (PROVIDER_FAILED, FINAL),
+    "UNDELIV": (BOUNCED, FINAL),
+    "ACCEPTD": (2010, TEMPORARY),
+    "UNKNOWN": (PROVIDER_FAILED, FINAL),
+    "REJECTD": (BOUNCED, FINAL),
+    "SCHEDULED": (10, TEMPORARY),  # SMPP 5.0
+    "SKIPPED": (PROVIDER_FAILED, FINAL),  # SMPP 5.0
+    "DELIVERED": (2020, FINAL),
+    "UNDELIVERABLE": (BOUNCED, FINAL),
+    "ACCEPTED": (2010, TEMPORARY),
+    "REJECTED": (BOUNCED, FINAL),
+}
+
+# --- SendGrid Event Webhook event names --------------------------------------------------------
+
+SENDGRID: Vocabulary = {
+    "processed": (2010, TEMPORARY),
+    "deferred": (2010, TEMPORARY),  # the receiving server said "later"; SendGrid retries
+    "dropped": (BOUNCED, FINAL),  # suppressed by SendGrid: bounced/invalid/spam-reported address
+    "bounce": (BOUNCED, FINAL),  # detail.type "bounce": permanent rejection
+    "blocked": (PROVIDER_FAILED, FINAL),  # detail.type "blocked": rejected for the message, not the address
+    "delivered": (2020, FINAL),
+    "open": (2030, FINAL),
+    "click": (2040, FINAL),
+    "spamreport": (3010, FINAL),
+    "unsubscribe": (3010, FINAL),
+    "group_unsubscribe": (3010, FINAL),
+    # Done from the preference page the email links to. A join cannot undo an unsubscribe, and
+    # re-subscribing restores future mail, not this participation: it proves a click, nothing more.
+    "group_resubscribe": (2040, FINAL),
+}
+
+# Which channels each source speaks for; the first is the default when an event names none.
+SOURCE_CHANNELS: dict[str, tuple[str, ...]] = {
+    "npstoday": ("survey", "sms", "email", "push", "rcs", "whatsapp", "viber"),
+    "npstoday-sms": ("sms",),
+    "npstoday-email": ("email",),
+    "idsurvey": ("sms",),
+    "dce": tuple(DCE),
+    "imgw": ("whatsapp", "viber", "sms"),
+    "smpp": ("sms",),
+    "sendgrid": ("email",),
+}
+
+# Channel status by AdditionStatus: exact codes first, then the code's range name.
+CHANNEL_STATUS: dict[str, dict[int | str, int]] = {
+    "sms": {
+        2051: 2,
+        4002: 3,
+        4008: 3,
+        5202: 4,
+        "processing": 0,
+        "delivery": 1,
+        "answered": 1,
+        "negative": 1,
+        "internal_error": 2,
+        "provider_unknown_error": 2,
+        "email_provider_error": 2,
+        "sms_provider_error": 2,
+    },
+    "email": {
+        2030: 2,
+        2040: 5,
+        2051: 9,
+        4002: 3,
+        4008: 3,
+        4005: 4,
+        4006: 6,
+        4007: 8,
+        # Answering or unsubscribing means the respondent followed a link in the email.
+        "processing": 0,
+        "delivery": 1,
+        "answered": 5,
+        "negative": 5,
+        # No Email status says "not sent by nps.today" in general; DoNotContact comes closest.
+        "internal_error": 7,
+        "provider_unknown_error": 4,
+        "email_provider_error": 4,
+        "sms_provider_error": 4,
+    },
+    **{
+        channel: {
+            2020: 2,
+            2030: 3,
+            2040: 3,
+            2051: 4,
+            5000: 4,
+            5100: 4,
+            5200: 4,
+            "processing": 0,
+            "delivery": 1,
+            "answered": 3,
+            "negative": 7,
+            "internal_error": 6,
+            "provider_unknown_error": 5,
+            "email_provider_error": 5,
+            "sms_provider_error": 5,
+        }
+        for channel in ("push", "rcs", "whatsapp", "viber")
+    },
+}

@@ -1,0 +1,125 @@
+"""
+Prometheus metrics: the resolver's Observer, in base units, with bounded labels only.
+
+Labels are code ranges, codes, channels, sources and reason classes: all finite sets from the
+catalog. Never a member id, an address or a phone number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stream.domain.catalog import ADDITION_STATUS, CHANNELS, RANGES, range_of
+from stream.domain.classify import SOURCES
+from stream.domain.errors import REASONS, BadEventError
+from stream.domain.model import Event, MemberState
+
+_RANGE_NAME = {c.code: range_of(c.code).name for c in ADDITION_STATUS}
+_SHORTCODE = {c.code: c.shortcode for c in ADDITION_STATUS}
+
+# Event-time lag spans seconds (live webhooks) to days (late receipts, backfills).
+_LAG_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
+_PROCESSING_BUCKETS = (0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1)
+
+
+class Metrics:
+    """
+    The counters and histograms of one process, registered on ``registry``.
+
+    Every label combination is created up front, so a rate() never starts from a missing series
+    and dashboards show zeros instead of gaps.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "statusflow_events",
+            "Distinct events applied, by the AdditionStatus code range of their outcome.",
+            ["range", "channel", "source"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "statusflow_duplicate_events",
+            "Events seen before (redeliveries, replays); they change nothing.",
+            ["source"],
+            registry=registry,
+        )
+        self.status_changes = Counter(
+            "statusflow_status_changes",
+            "Changes of a member's resolved AdditionStatus, by the status changed to.",
+            ["code", "shortcode", "range"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "statusflow_dead_letters",
+            "Records that could not be resolved, by reason class.",
+            ["reason"],
+            registry=registry,
+        )
+        self.event_lag = Histogram(
+            "statusflow_event_lag_seconds",
+            "Processing time minus the event's occurred_at.",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.processing = Histogram(
+            "statusflow_processing_seconds",
+            "Time to decode, resolve and publish one record.",
+            buckets=_PROCESSING_BUCKETS,
+            registry=registry,
+        )
+        for code_range in RANGES:
+            for channel in CHANNELS:
+                for source in SOURCES:
+                    self.events.labels(code_range.name, channel, source)
+        for source in SOURCES:
+            self.duplicates.labels(source)
+        for code in ADDITION_STATUS:
+            self.status_changes.labels(str(code.code), code.shortcode, _RANGE_NAME[code.code])
+        for reason in REASONS:
+            self.dead_letters.labels(reason)
+
+    def applied(self, event: Event, before: MemberState | None, after: MemberState) -> None:
+        """Count an applied event and, if it moved the member, the status change."""
+        outcome = event.decision.outcome
+        self.events.labels(_RANGE_NAME[outcome.code], event.channel, event.source).inc()
+        self.event_lag.observe(max(0.0, time.time() - event.decision.occurred_at / 1000))
+        code = after.status.outcome.code
+        if before is None or before.status.outcome.code != code:
+            self.status_changes.labels(str(code), _SHORTCODE[code], _RANGE_NAME[code]).inc()
+
+    def duplicate(self, event: Event) -> None:
+        """Count an event that had been applied before."""
+        self.duplicates.labels(event.source).inc()
+
+    def dead_letter(self, error: BadEventError) -> None:
+        """Count a dead-lettered record by its reason class."""
+        self.dead_letters.labels(error.reason).inc()
+
+
+class MembersByStatus(Collector):
+    """
+    ``statusflow_members``: members currently in each AdditionStatus, counted at scrape time.
+
+    Counting the states this process holds, rather than keeping a gauge up to date, means a
+    worker that restarts or loses partitions in a rebalance can never double or strand a count:
+    the sum over workers is the truth.
+    """
+
+    def __init__(self, states: Callable[[], Iterable[MemberState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """Yield the gauge family, one sample per AdditionStatus (zeros included)."""
+        counts = Tally(state.status.outcome.code for state in self._states())
+        family = GaugeMetricFamily(
+            "statusflow_members", "Members currently in each AdditionStatus.", labels=["code", "shortcode", "range"]
+        )
+        for code in ADDITION_STATUS:
+            family.add_metric([str(code.code), code.shortcode, _RANGE_NAME[code.code]], counts.get(code.code, 0))
+        yield family

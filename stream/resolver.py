@@ -1,0 +1,116 @@
+"""
+The service between raw records and the core: decode, resolve, count, dead-letter.
+
+Both front doors use it: ``statusflow resolve`` over files and the Faust worker over Kafka. It
+keeps no state of its own: member states live in whatever mapping the caller passes in (a dict
+offline, a changelog-backed Faust table live), so the same code runs in both.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stream.codec import decode_event, event_from_envelope
+from stream.domain.errors import BadEventError
+from stream.domain.model import Event, MemberState
+from stream.domain.precedence import resolve
+from stream.sendgrid import envelopes_from_body
+
+FORMATS = ("envelope", "sendgrid")
+
+
+class Observer(Protocol):
+    """What the resolver reports to (metrics); every method must be cheap."""
+
+    def applied(self, event: Event, before: MemberState | None, after: MemberState) -> None:
+        """Report that an event changed a member's state."""
+
+    def duplicate(self, event: Event) -> None:
+        """Report an event that had been applied before and changed nothing."""
+
+    def dead_letter(self, error: BadEventError) -> None:
+        """Report a record that could not be resolved."""
+
+
+@dataclass
+class Tally:
+    """What happened to the records one run read."""
+
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts by name."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be resolved: its original bytes, why, and where it came from."""
+
+    raw: bytes
+    error: BadEventError
+    origin: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """Return the dead letter as a JSON-ready record (``schemas/dead-letter.v1.json``)."""
+        try:
+            raw: dict[str, str] = {"raw": self.raw.decode()}
+        except UnicodeDecodeError:
+            raw = {"raw_base64": base64.b64encode(self.raw).decode()}
+        error = {"reason": self.error.reason, "field": self.error.field, "message": self.error.message}
+        return {**self.origin, "error": error, **raw}
+
+
+def events_of(record: bytes, record_format: str) -> Iterator[Event | DeadLetter]:
+    """Decode one record (an envelope line, or a SendGrid body) into events and dead letters."""
+    if record_format == "envelope":
+        try:
+            yield decode_event(record)
+        except BadEventError as error:
+            yield DeadLetter(record, error)
+        return
+    try:
+        envelopes = envelopes_from_body(record)
+    except BadEventError as error:
+        yield DeadLetter(record, error)
+        return
+    for envelope in envelopes:
+        if isinstance(envelope, BadEventError):
+            yield DeadLetter(record, envelope)
+            continue
+        try:
+            yield event_from_envelope(envelope)
+        except BadEventError as error:
+            yield DeadLetter(
+                record, BadEventError(error.reason, error.field, f"{error.message} (event {envelope.get('event_id')})")
+            )
+
+
+def apply(
+    states: MutableMapping[str, MemberState], event: Event, tally: Tally, observer: Observer | None = None
+) -> MemberState | None:
+    """
+    Resolve one event into ``states``.
+
+    Returns:
+        The member's new state if the event changed it, None for a duplicate.
+
+    """
+    before = states.get(event.member_id)
+    after = resolve(before, event)
+    if after is before:
+        tally.duplicates += 1
+        if observer is not None:
+            observer.duplicate(event)
+        return None
+    states[event.member_id] = after
+    tally.applied += 1
+    if observer is not None:
+        observer.applied(event, before, after)
+    return after

@@ -1,0 +1,123 @@
+"""`statusflow resolve` and `statusflow codes`, run for real in a subprocess."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream.synthetic import stream
+from tests.conftest import jsonl
+
+Runner = Callable[..., subprocess.CompletedProcess[bytes]]
+Validate = Callable[[str, Any], None]
+
+
+def lines(envelopes: list[dict[str, Any]]) -> bytes:
+    """Encode envelopes as JSON lines."""
+    return b"".join(orjson.dumps(e) + b"\n" for e in envelopes)
+
+
+def test_resolve_writes_one_valid_state_per_member_sorted(
+    statusflow: Runner, validate: Validate, tmp_path: Path
+) -> None:
+    """Output lines follow the schema, one per member, sorted by member_id; order of input is irrelevant."""
+    events = list(stream(200, 5, seed=3, duplicates=0.2))
+    shuffled = events[:]
+    random.Random(9).shuffle(shuffled)
+    (tmp_path / "a.jsonl").write_bytes(lines(events))
+    (tmp_path / "b.jsonl").write_bytes(lines(shuffled))
+
+    first = statusflow("resolve", str(tmp_path / "a.jsonl"))
+    second = statusflow("resolve", str(tmp_path / "b.jsonl"))
+    states = jsonl(first.stdout)
+
+    assert 0 == first.returncode
+    assert first.stdout == second.stdout
+    assert sorted(s["member_id"] for s in states) == [s["member_id"] for s in states]
+    assert len({e["member_id"] for e in events}) == len(states)
+    for state in states:
+        validate("member-status.v1.json", state)
+    assert b"duplicates 200," in first.stderr
+
+
+def test_bad_lines_go_to_the_dlq_with_line_number_raw_line_and_reason(
+    statusflow: Runner, validate: Validate, tmp_path: Path
+) -> None:
+    """Bad input never stops the run; each bad line is kept whole with a specific error."""
+    good = {"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": 1_704_110_400}
+    raw = b"\n".join([orjson.dumps(good), b"{broken", orjson.dumps({**good, "status": "LOST"}), b"\xff\xfe"]) + b"\n"
+    (tmp_path / "in.jsonl").write_bytes(raw)
+
+    result = statusflow("resolve", str(tmp_path / "in.jsonl"), "--dlq", str(tmp_path / "dlq.jsonl"))
+    dead = jsonl((tmp_path / "dlq.jsonl").read_bytes())
+
+    assert 0 == result.returncode
+    assert ["m1"] == [s["member_id"] for s in jsonl(result.stdout)]
+    assert [
+        (2, "malformed_json", "{broken"),
+        (3, "unknown_status", orjson.dumps({**good, "status": "LOST"}).decode()),
+    ] == [(d["line"], d["error"]["reason"], d["raw"]) for d in dead[:2]]
+    assert "//4=" == dead[2]["raw_base64"]
+    for record in dead:
+        validate("dead-letter.v1.json", record)
+    assert b"read 4, applied 1, duplicates 0, dead-lettered 3, members 1" in result.stderr
+
+
+def test_strict_exits_1_on_dead_letters_and_missing_files_exit_2(statusflow: Runner, tmp_path: Path) -> None:
+    """--strict turns dead letters into a failure; a usage error is exit 2."""
+    (tmp_path / "bad.jsonl").write_bytes(b"nope\n")
+
+    assert 1 == statusflow("resolve", "--strict", str(tmp_path / "bad.jsonl")).returncode
+    assert 0 == statusflow("resolve", str(tmp_path / "bad.jsonl")).returncode
+    assert 2 == statusflow("resolve", str(tmp_path / "missing.jsonl")).returncode
+    assert 2 == statusflow("resolve", "--format", "xml").returncode
+
+
+def test_changes_writes_every_state_change_and_ends_at_the_final_states(statusflow: Runner) -> None:
+    """--changes (what the stream publishes): the last change per member equals the final state."""
+    data = lines(list(stream(50, 4, seed=5, duplicates=0.3)))
+
+    changes = jsonl(statusflow("resolve", "--changes", "-", stdin=data).stdout)
+    final = jsonl(statusflow("resolve", stdin=data).stdout)
+    last = {c["member_id"]: c for c in changes}
+
+    assert 200 == len(changes)  # every distinct event changes the event count; duplicates change nothing
+    assert final == [last[m] for m in sorted(last)]
+
+
+def test_sendgrid_webhook_bodies_resolve_with_their_custom_member_id(statusflow: Runner) -> None:
+    """Raw SendGrid bodies, one per line: the bounce then the click resolve to Clicked."""
+    body1 = [
+        {"event": "delivered", "member_id": "m9", "timestamp": 1_704_110_400, "sg_event_id": "a"},
+        {"event": "bounce", "type": "bounce", "member_id": "m9", "timestamp": 1_704_110_500, "sg_event_id": "b"},
+    ]
+    body2 = [{"event": "click", "member_id": "m9", "timestamp": 1_704_110_600, "sg_event_id": "c"}, {"event": "open"}]
+    data = orjson.dumps(body1) + b"\n" + orjson.dumps(body2) + b"\n"
+
+    result = statusflow("resolve", "--format", "sendgrid", stdin=data)
+    (state,) = jsonl(result.stdout)
+    (dead,) = jsonl(result.stderr.splitlines()[0])
+
+    assert (2040, 3) == (state["status"]["code"], state["events"])
+    assert "missing_field" == dead["error"]["reason"]
+
+
+def test_codes_prints_the_catalog_as_table_and_json(statusflow: Runner) -> None:
+    """Both forms list every AdditionStatus; the JSON one is machine-readable."""
+    table = statusflow("codes").stdout.decode()
+    document = orjson.loads(statusflow("codes", "--json").stdout)
+
+    assert "SMSServiceNumberNotCapableOfReceivingSMS" in table
+    assert 30 == len(document["addition_status"])
+    assert ["Added", "Sent", "Cancelled", "CancelledThrottle", "NotCapableOfReceivingSMS"] == [
+        c["shortcode"] for c in document["sms_status"]
+    ]
+    assert any(
+        r["status"] == "DELIVRD" and r["addition_status"] == "2020"
+        for r in orjson.loads(statusflow("codes", "--vocab", "--json").stdout)
+    )

@@ -1,0 +1,1 @@
+"""Placeholder until the broker fixtures land (streaming-worker issue)."""
