@@ -11,7 +11,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -19,6 +19,9 @@ from stream.domain.catalog import ADDITION_STATUS, CHANNELS, RANGES, range_of
 from stream.domain.classify import SOURCES
 from stream.domain.errors import REASONS, BadEventError
 from stream.domain.model import Event, MemberState
+
+# The *_created series double every counter's cardinality and no panel or alert reads them.
+disable_created_metrics()
 
 _RANGE_NAME = {c.code: range_of(c.code).name for c in ADDITION_STATUS}
 _SHORTCODE = {c.code: c.shortcode for c in ADDITION_STATUS}

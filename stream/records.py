@@ -1,0 +1,61 @@
+"""
+Internal wire formats: events on the re-keying topic and member states in the table changelog.
+
+Compact JSON arrays rather than the public documents: the worker reads them back often, and
+they must carry what the public state leaves out (each decision's event, the set of event ids).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream.domain.model import Decision, Event, MemberState, Outcome
+from stream.domain.precedence import decision, strength
+
+
+def encode_event(event: Event) -> bytes:
+    """Return a classified event as bytes for the re-keying topic."""
+    return orjson.dumps([event.member_id, event.campaign_id, event.source, event.channel, *_decision(event.decision)])
+
+
+def decode_event(raw: bytes) -> Event:
+    """Return the event ``encode_event`` wrote."""
+    member_id, campaign_id, source, channel, *rest = orjson.loads(raw)
+    return Event(member_id, campaign_id, source, channel, _undecision(rest))
+
+
+def encode_state(state: MemberState) -> bytes:
+    """Return a member state as bytes for the table changelog."""
+    return orjson.dumps(
+        [
+            state.member_id,
+            state.campaign_id,
+            _decision(state.status),
+            [[channel, _decision(held)] for channel, held in state.channels],
+            sorted(state.event_ids),
+        ]
+    )
+
+
+def decode_state(raw: bytes) -> MemberState:
+    """Return the state ``encode_state`` wrote."""
+    member_id, campaign_id, status, channels, event_ids = orjson.loads(raw)
+    return MemberState(
+        member_id,
+        campaign_id,
+        _undecision(status),
+        tuple((channel, _undecision(held)) for channel, held in channels),
+        frozenset(event_ids),
+    )
+
+
+def _decision(held: Decision) -> list[Any]:
+    outcome = held.outcome
+    return [outcome.code, outcome.final, outcome.channel_status, held.occurred_at, held.event_id]
+
+
+def _undecision(fields: list[Any]) -> Decision:
+    code, final, channel_status, occurred_at, event_id = fields
+    return decision(Outcome(code, final, channel_status, strength(code, final)), occurred_at, event_id)

@@ -1,0 +1,47 @@
+"""Create the worker's Kafka topics with deliberate settings (Faust would not, for external topics)."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream.config import Settings
+
+# The resolved state is a table of the latest value per member: compaction keeps exactly that.
+_COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+# Dead letters wait for a person to read them; keep them a month.
+_DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Return the topics the worker reads and writes, with partitions and configs."""
+    n = settings.partitions
+    return [
+        NewTopic(settings.events_topic, n, 1),
+        NewTopic(settings.sendgrid_topic, n, 1),
+        NewTopic(settings.by_member_topic, n, 1),
+        NewTopic(settings.output_topic, n, 1, topic_configs=_COMPACTED),
+        NewTopic(settings.dlq_topic, n, 1, topic_configs=_DLQ),
+    ]
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """
+    Create whichever of the worker's topics do not exist yet.
+
+    Returns:
+        The names of the topics this call created.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:  # another worker created them meanwhile
+                pass
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()
