@@ -43,6 +43,20 @@ class _StateCodec(codecs.Codec):  # type: ignore[misc]  # faust is untyped
 
 codecs.register("statusflow_state", _StateCodec())
 
+
+class _StateValue:
+    """
+    The table's value type, as Faust wants to see one: it names our codec, and takes back
+    what the codec already turned into a MemberState (Faust calls ``from_data`` on recovery).
+    """
+
+    class _options:  # noqa: N801 - the attribute name Faust looks up
+        serializer = "statusflow_state"
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:  # noqa: ARG003 - Faust's signature
+        return data
+
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -75,11 +89,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     events_topic = app.topic(settings.events_topic, **_RAW)
     sendgrid_topic = app.topic(settings.sendgrid_topic, **_RAW)
     by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)
-    states = app.Table(
-        "member-states",
-        partitions=settings.partitions,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="statusflow_state"),
-    )
+    states = app.Table("member-states", partitions=settings.partitions, key_type=bytes, value_type=_StateValue)
     registry.register(MembersByStatus(lambda: list(states.values())))
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:

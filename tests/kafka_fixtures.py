@@ -1,1 +1,188 @@
-"""Placeholder until the broker fixtures land (streaming-worker issue)."""
+"""
+Fixtures for tests against the real local Apache Kafka broker and real worker processes.
+
+The session starts the project's own broker (deploy/kafka/kafka.sh) on a test port with a
+throw-away data directory, and stops it at the end. With STATUSFLOW_BROKER set, the tests use
+that broker instead and start nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream.config import Settings
+from stream.producer import member_key, produce_lines
+from stream.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Return the bootstrap address of a running broker, starting the local one if needed."""
+    if os.environ.get("STATUSFLOW_BROKER"):
+        yield os.environ["STATUSFLOW_BROKER"]
+        return
+    port = os.environ.get("STATUSFLOW_TEST_KAFKA_PORT", "19092")
+    env = {**os.environ, "STATUSFLOW_KAFKA_PORT": port, "STATUSFLOW_KAFKA_DATA": str(tmp_path_factory.mktemp("kafka"))}
+    subprocess.run([str(KAFKA_SH), "start"], env=env, check=True, timeout=600)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(KAFKA_SH), "stop"], env=env, check=False, timeout=120)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class WorkerProcess:
+    """One `statusflow worker` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    web_port: int
+    log: Path
+
+    def kill(self) -> None:
+        """Kill -9: no shutdown, no commit, no flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait for a graceful exit; return the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait(timeout=30)
+        return self.process.returncode
+
+    def metrics(self) -> str:
+        """Return the worker's /metrics text."""
+        import urllib.request  # noqa: PLC0415
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as response:  # noqa: S310
+            text: str = response.read().decode()
+            return text
+
+
+@dataclass
+class Pipeline:
+    """An isolated set of topics and a consumer group on the test broker, plus its workers."""
+
+    settings: Settings
+    workdir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        """Return the environment that points a worker at this pipeline."""
+        s = self.settings
+        values = {
+            "broker": s.broker, "app_id": s.app_id, "partitions": s.partitions, "events_topic": s.events_topic,
+            "sendgrid_topic": s.sendgrid_topic, "output_topic": s.output_topic, "dlq_topic": s.dlq_topic,
+            "session_timeout": s.session_timeout, "heartbeat_interval": s.heartbeat_interval,
+            "rebalance_timeout": s.rebalance_timeout, "data_dir": str(self.workdir / "data"),
+        }
+        return {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}}
+
+    def start_worker(self) -> WorkerProcess:
+        """Start one more worker of this pipeline."""
+        port = free_port()
+        log = self.workdir / f"worker-{len(self.workers)}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "stream", "worker", "--web-port", str(port)],
+                env=self.env(), stdout=sink, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
+        worker = WorkerProcess(process, port, log)
+        self.workers.append(worker)
+        return worker
+
+    def produce(self, lines: list[bytes], topic: str | None = None, *, keyed: bool = True) -> None:
+        """Produce lines as records to a raw topic (default: the envelope topic)."""
+        asyncio.run(
+            produce_lines(self.settings, topic or self.settings.events_topic, lines, member_key if keyed else (lambda _: None))
+        )
+
+    def read(self, topic: str) -> list[Any]:
+        """Return every record on ``topic`` so far, as aiokafka ConsumerRecords."""
+        return asyncio.run(_read_all(self.settings.broker, topic, self.settings.partitions))
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``condition`` until it holds; fail with the workers' logs after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
+                pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs}")
+            time.sleep(0.5)
+
+    def latest_states(self) -> dict[str, Any]:
+        """Return the last published state per member on the output topic."""
+        return {r.key.decode(): orjson.loads(r.value) for r in self.read(self.settings.output_topic)}
+
+
+async def _read_all(broker: str, topic: str, partition_count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(partition_count)]
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for items in batch.values():
+                records.extend(items)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """Return a fresh pipeline (own topics and group); its workers are stopped afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        broker=kafka_broker,
+        app_id=f"statusflow-test-{suffix}",
+        partitions=8,
+        events_topic=f"message-events-{suffix}",
+        sendgrid_topic=f"message-events-{suffix}.sendgrid",
+        output_topic=f"campaign-member-status-{suffix}",
+        dlq_topic=f"message-events-{suffix}.dlq",
+        session_timeout=6.0,
+        heartbeat_interval=1.0,
+        rebalance_timeout=10.0,
+    )
+    asyncio.run(ensure_topics(settings))
+    line = Pipeline(settings, tmp_path)
+    try:
+        yield line
+    finally:
+        for worker in line.workers:
+            worker.stop()
