@@ -54,6 +54,7 @@ class Settings:
 
         Raises:
             ValueError: a variable that does not parse as its field's type.
+
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -64,6 +65,8 @@ class Settings:
                 try:
                     values[field.name] = kind(raw)
                 except ValueError:
-                    raise ValueError(f"STATUSFLOW_{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+                    raise ValueError(
+                        f"STATUSFLOW_{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
+                    ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)

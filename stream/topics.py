@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -31,6 +33,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
 
     Returns:
         The names of the topics this call created.
+
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
     await admin.start()
@@ -38,10 +41,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
         if missing:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another worker created them meanwhile
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:  # another worker created them meanwhile
-                pass
         return [spec.name for spec in missing]
     finally:
         await admin.close()

@@ -82,9 +82,9 @@ class WorkerProcess:
 
     def metrics(self) -> str:
         """Return the worker's /metrics text."""
-        import urllib.request  # noqa: PLC0415
+        import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as response:
             text: str = response.read().decode()
             return text
 
@@ -101,10 +101,17 @@ class Pipeline:
         """Return the environment that points a worker at this pipeline."""
         s = self.settings
         values = {
-            "broker": s.broker, "app_id": s.app_id, "partitions": s.partitions, "events_topic": s.events_topic,
-            "sendgrid_topic": s.sendgrid_topic, "output_topic": s.output_topic, "dlq_topic": s.dlq_topic,
-            "session_timeout": s.session_timeout, "heartbeat_interval": s.heartbeat_interval,
-            "rebalance_timeout": s.rebalance_timeout, "data_dir": str(self.workdir / "data"),
+            "broker": s.broker,
+            "app_id": s.app_id,
+            "partitions": s.partitions,
+            "events_topic": s.events_topic,
+            "sendgrid_topic": s.sendgrid_topic,
+            "output_topic": s.output_topic,
+            "dlq_topic": s.dlq_topic,
+            "session_timeout": s.session_timeout,
+            "heartbeat_interval": s.heartbeat_interval,
+            "rebalance_timeout": s.rebalance_timeout,
+            "data_dir": str(self.workdir / "data"),
         }
         return {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}}
 
@@ -115,7 +122,10 @@ class Pipeline:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "stream", "worker", "--web-port", str(port)],
-                env=self.env(), stdout=sink, stderr=subprocess.STDOUT, cwd=self.workdir,
+                env=self.env(),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
             )
         worker = WorkerProcess(process, port, log)
         self.workers.append(worker)
@@ -124,7 +134,9 @@ class Pipeline:
     def produce(self, lines: list[bytes], topic: str | None = None, *, keyed: bool = True) -> None:
         """Produce lines as records to a raw topic (default: the envelope topic)."""
         asyncio.run(
-            produce_lines(self.settings, topic or self.settings.events_topic, lines, member_key if keyed else (lambda _: None))
+            produce_lines(
+                self.settings, topic or self.settings.events_topic, lines, member_key if keyed else (lambda _: None)
+            )
         )
 
     def read(self, topic: str) -> list[Any]:

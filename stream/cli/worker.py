@@ -15,7 +15,9 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("worker", help="run the streaming worker on Kafka")
     add_settings_arguments(parser)
     parser.add_argument("--web-port", type=int, help="port of the worker's web server and /metrics (default 6066)")
-    parser.add_argument("--store", help="table store: memory:// (default) or rocksdb:// (needs faust-streaming[rocksdict])")
+    parser.add_argument(
+        "--store", help="table store: memory:// (default) or rocksdb:// (needs faust-streaming[rocksdict])"
+    )
     parser.add_argument("--log-level", help="warning (default), info, debug")
     parser.set_defaults(run=run)
 
