@@ -7,14 +7,14 @@ import gc
 import sys
 from collections.abc import Sequence
 
-from stream.cli import codes, produce, resolve, worker
+from stream.cli import codes, demo, generate, produce, resolve, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="statusflow", description="Resolve message-status events to one truth.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (codes, resolve, worker, produce):
+    for command in (codes, resolve, worker, produce, demo, generate):
         command.add_parser(commands)
     return parser
 

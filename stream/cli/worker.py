@@ -47,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
     created = loop.run_until_complete(ensure_topics(settings))
     logging.getLogger("statusflow").info("created topics: %s", created)
     worker = faust.Worker(create_app(settings), loglevel=settings.log_level, quiet=True, loop=loop)
+    worker.spinner = None  # its terminal escape codes end up in every log file otherwise
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
