@@ -20,7 +20,7 @@ from typing import Any
 import faust
 import orjson
 from faust.serializers import codecs
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import records
 from stream.codec import encode_state
@@ -96,12 +96,6 @@ class Handlers:
         self.settings = settings
         self.states = states
         self.metrics = Metrics(registry)
-        self.lag = Gauge(
-            "statusflow_consumer_lag",
-            "Records not yet consumed, per input partition.",
-            ["topic", "partition"],
-            registry=registry,
-        )
         registry.register(MembersByStatus(lambda: list(states.values())))
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
@@ -154,11 +148,13 @@ class Handlers:
     async def measure_lag(self) -> None:
         """Set statusflow_consumer_lag for the partitions this worker holds now."""
         consumer = self.app.consumer
-        self.lag.clear()  # partitions lost in a rebalance must not linger
+        self.metrics.consumer_lag.clear()  # partitions lost in a rebalance must not linger
         for tp in consumer.assignment():
             position = await consumer.position(tp)
             if position is not None:
-                self.lag.labels(tp.topic, str(tp.partition)).set(max(0, consumer.highwater(tp) - position))
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, consumer.highwater(tp) - position)
+                )
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:

@@ -11,7 +11,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -74,6 +74,12 @@ class Metrics:
             "statusflow_processing_seconds",
             "Time to decode, resolve and publish one record.",
             buckets=_PROCESSING_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "statusflow_consumer_lag",
+            "Records not yet consumed, per input partition this worker holds.",
+            ["topic", "partition"],
             registry=registry,
         )
         for code_range in RANGES:

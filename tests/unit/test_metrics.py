@@ -1,0 +1,98 @@
+"""Metrics: per-range counts, status changes, members gauge, dead letters; bounded labels only."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from stream.codec import event_from_envelope
+from stream.domain.errors import BadEventError
+from stream.domain.model import MemberState
+from stream.metrics import MembersByStatus, Metrics
+from stream.resolver import Tally, apply
+
+BASE = {"member_id": "m1", "occurred_at": 1_735_689_600}
+
+
+def run(envelopes: list[dict[str, object]]) -> tuple[CollectorRegistry, dict[str, MemberState]]:
+    """Resolve envelopes with a fresh registry observing; return both."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    states: dict[str, MemberState] = {}
+    registry.register(MembersByStatus(states.values))
+    for envelope in envelopes:
+        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), metrics)
+    return registry, states
+
+
+def test_events_are_counted_by_code_range_channel_and_source() -> None:
+    """A bounce counts in the SMS provider range, a delivery in delivery; duplicates only as duplicates."""
+    registry, _ = run(
+        [
+            {"source": "smpp", "status": "DELIVRD", "event_id": "1"},
+            {"source": "smpp", "status": "UNDELIV", "event_id": "2"},
+            {"source": "smpp", "status": "UNDELIV", "event_id": "2"},
+        ]
+    )
+
+    def events(code_range: str) -> float | None:
+        return registry.get_sample_value(
+            "statusflow_events_total", {"range": code_range, "channel": "sms", "source": "smpp"}
+        )
+
+    assert (1.0, 1.0) == (events("delivery"), events("sms_provider_error"))
+    assert 1.0 == registry.get_sample_value("statusflow_duplicate_events_total", {"source": "smpp"})
+
+
+def test_status_changes_count_only_when_the_addition_status_moves() -> None:
+    """Two delivery receipts are one change to Delivered; the later click is a change to Clicked."""
+    registry, _ = run(
+        [
+            {"source": "sendgrid", "status": "delivered", "event_id": "a"},
+            {"source": "sendgrid", "status": "delivered", "event_id": "b"},
+            {"source": "sendgrid", "status": "click", "event_id": "c"},
+        ]
+    )
+
+    def changes(code: str, shortcode: str, code_range: str) -> float | None:
+        return registry.get_sample_value(
+            "statusflow_status_changes_total", {"code": code, "shortcode": shortcode, "range": code_range}
+        )
+
+    assert (1.0, 1.0) == (changes("2020", "Delivered", "delivery"), changes("2040", "Clicked", "delivery"))
+
+
+def test_the_members_gauge_counts_each_member_once_in_its_current_status() -> None:
+    """Moving from Delivered to Completed leaves Delivered at 0 and Completed at 1."""
+    registry, _ = run(
+        [
+            {"source": "sendgrid", "status": "delivered", "event_id": "a"},
+            {"source": "npstoday", "status": 2600, "event_id": "b"},
+            {"member_id": "m2", "source": "sendgrid", "status": "delivered", "event_id": "c"},
+        ]
+    )
+
+    def members(code: str, shortcode: str, code_range: str) -> float | None:
+        return registry.get_sample_value(
+            "statusflow_members", {"code": code, "shortcode": shortcode, "range": code_range}
+        )
+
+    assert (1.0, 1.0) == (members("2020", "Delivered", "delivery"), members("2600", "Completed", "answered"))
+
+
+def test_dead_letters_are_counted_by_reason_class() -> None:
+    """The reason label comes from the bounded set of error classes."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+
+    metrics.dead_letter(BadEventError("bad_time", "occurred_at", "no"))
+
+    assert 1.0 == registry.get_sample_value("statusflow_dead_letters_total", {"reason": "bad_time"})
+
+
+def test_no_label_value_is_a_member_id_or_free_text() -> None:
+    """Every label value is from the catalog's finite sets; never a member id, address or phone number."""
+    registry, _ = run([{"member_id": "+4512345678", "source": "smpp", "status": "DELIVRD"}])
+    values = {value for family in registry.collect() for sample in family.samples for value in sample.labels.values()}
+
+    assert "+4512345678" not in values
+    assert all(len(value) < 45 for value in values)
