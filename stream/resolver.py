@@ -9,7 +9,7 @@ offline, a changelog-backed Faust table live), so the same code runs in both.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -114,3 +114,58 @@ def apply(
     if observer is not None:
         observer.applied(event, before, after)
     return after
+
+
+def resolve_lines(
+    lines: Iterable[tuple[str, int, bytes]],
+    record_format: str,
+    states: MutableMapping[str, MemberState],
+    tally: Tally,
+    *,
+    on_dead: Callable[[DeadLetter], None],
+    on_change: Callable[[MemberState], None] | None = None,
+    observer: Observer | None = None,
+) -> None:
+    """
+    Resolve (source name, line number, record) triples into ``states``: the offline hot loop.
+
+    The same steps as ``events_of`` + ``apply``, inlined for envelope lines without an observer:
+    at a million events a run the per-event function calls are a third of the time.
+    """
+    if record_format != "envelope" or observer is not None:
+        for name, lineno, line in lines:
+            for item in events_of(line, record_format):
+                tally.read += 1
+                if isinstance(item, DeadLetter):
+                    tally.dead_lettered += 1
+                    if observer is not None:
+                        observer.dead_letter(item.error)
+                    on_dead(DeadLetter(item.raw, item.error, {"file": name, "line": lineno}))
+                    continue
+                changed = apply(states, item, tally, observer)
+                if changed is not None and on_change is not None:
+                    on_change(changed)
+        return
+    get = states.get
+    read = duplicates = dead = 0
+    for name, lineno, line in lines:
+        read += 1
+        try:
+            event = decode_event(line)
+        except BadEventError as error:
+            dead += 1
+            on_dead(DeadLetter(line, error, {"file": name, "line": lineno}))
+            continue
+        member_id = event.member_id
+        before = get(member_id)
+        after = resolve(before, event)
+        if after is before:
+            duplicates += 1
+            continue
+        states[member_id] = after
+        if on_change is not None:
+            on_change(after)
+    tally.read += read
+    tally.duplicates += duplicates
+    tally.dead_lettered += dead
+    tally.applied += read - duplicates - dead

@@ -13,7 +13,7 @@ import orjson
 
 from stream.codec import encode_state
 from stream.domain.model import MemberState
-from stream.resolver import FORMATS, DeadLetter, Observer, Tally, apply, events_of
+from stream.resolver import FORMATS, DeadLetter, Observer, Tally, resolve_lines
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -45,19 +45,23 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with ExitStack() as stack:
         dlq: IO[bytes] = stack.enter_context(open(args.dlq, "wb")) if args.dlq else sys.stderr.buffer
-        for name, lineno, line in _lines(args.files, stack, progress=not args.no_progress):
-            for item in events_of(line, args.format):
-                tally.read += 1
-                if isinstance(item, DeadLetter):
-                    tally.dead_lettered += 1
-                    if observer is not None:
-                        observer.dead_letter(item.error)
-                    origin = {"file": name, "line": lineno}
-                    dlq.write(orjson.dumps(DeadLetter(item.raw, item.error, origin).document()) + b"\n")
-                    continue
-                changed = apply(states, item, tally, observer)
-                if changed is not None and args.changes:
-                    out.write(encode_state(changed) + b"\n")
+
+        def on_dead(letter: DeadLetter) -> None:
+            dlq.write(orjson.dumps(letter.document()) + b"\n")
+
+        def on_change(state: MemberState) -> None:
+            out.write(encode_state(state) + b"\n")
+
+        lines = _lines(args.files, stack, progress=not args.no_progress)
+        resolve_lines(
+            lines,
+            args.format,
+            states,
+            tally,
+            on_dead=on_dead,
+            on_change=on_change if args.changes else None,
+            observer=observer,
+        )
         if not args.changes:
             for member_id in sorted(states):
                 out.write(encode_state(states[member_id]) + b"\n")
