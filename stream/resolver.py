@@ -116,37 +116,46 @@ def apply(
     return after
 
 
+@dataclass(frozen=True)
+class Sinks:
+    """Where an offline run sends what it finds: dead letters, state changes, metrics."""
+
+    on_dead: Callable[[DeadLetter], None]
+    on_change: Callable[[MemberState], None] | None = None
+    observer: Observer | None = None
+
+
 def resolve_lines(
     lines: Iterable[tuple[str, int, bytes]],
     record_format: str,
     states: MutableMapping[str, MemberState],
     tally: Tally,
-    *,
-    on_dead: Callable[[DeadLetter], None],
-    on_change: Callable[[MemberState], None] | None = None,
-    observer: Observer | None = None,
+    sinks: Sinks,
 ) -> None:
-    """
-    Resolve (source name, line number, record) triples into ``states``: the offline hot loop.
-
-    The same steps as ``events_of`` + ``apply``, inlined for envelope lines without an observer:
-    at a million events a run the per-event function calls are a third of the time.
-    """
-    if record_format != "envelope" or observer is not None:
-        for name, lineno, line in lines:
-            for item in events_of(line, record_format):
-                tally.read += 1
-                if isinstance(item, DeadLetter):
-                    tally.dead_lettered += 1
-                    if observer is not None:
-                        observer.dead_letter(item.error)
-                    on_dead(DeadLetter(item.raw, item.error, {"file": name, "line": lineno}))
-                    continue
-                changed = apply(states, item, tally, observer)
-                if changed is not None and on_change is not None:
-                    on_change(changed)
+    """Resolve (source name, line number, record) triples into ``states``: the offline loop."""
+    if record_format == "envelope" and sinks.observer is None:
+        _resolve_envelopes(lines, states, tally, sinks)
         return
+    for name, lineno, line in lines:
+        for item in events_of(line, record_format):
+            tally.read += 1
+            if isinstance(item, DeadLetter):
+                tally.dead_lettered += 1
+                if sinks.observer is not None:
+                    sinks.observer.dead_letter(item.error)
+                sinks.on_dead(DeadLetter(item.raw, item.error, {"file": name, "line": lineno}))
+                continue
+            changed = apply(states, item, tally, sinks.observer)
+            if changed is not None and sinks.on_change is not None:
+                sinks.on_change(changed)
+
+
+def _resolve_envelopes(
+    lines: Iterable[tuple[str, int, bytes]], states: MutableMapping[str, MemberState], tally: Tally, sinks: Sinks
+) -> None:
+    # events_of + apply, inlined: at a million events a run their calls cost a tenth of the time.
     get = states.get
+    on_change = sinks.on_change
     read = duplicates = dead = 0
     for name, lineno, line in lines:
         read += 1
@@ -154,7 +163,7 @@ def resolve_lines(
             event = decode_event(line)
         except BadEventError as error:
             dead += 1
-            on_dead(DeadLetter(line, error, {"file": name, "line": lineno}))
+            sinks.on_dead(DeadLetter(line, error, {"file": name, "line": lineno}))
             continue
         member_id = event.member_id
         before = get(member_id)

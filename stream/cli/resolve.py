@@ -13,7 +13,7 @@ import orjson
 
 from stream.codec import encode_state
 from stream.domain.model import MemberState
-from stream.resolver import FORMATS, DeadLetter, Observer, Tally, resolve_lines
+from stream.resolver import FORMATS, DeadLetter, Observer, Sinks, Tally, resolve_lines
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -52,16 +52,8 @@ def run(args: argparse.Namespace) -> int:
         def on_change(state: MemberState) -> None:
             out.write(encode_state(state) + b"\n")
 
-        lines = _lines(args.files, stack, progress=not args.no_progress)
-        resolve_lines(
-            lines,
-            args.format,
-            states,
-            tally,
-            on_dead=on_dead,
-            on_change=on_change if args.changes else None,
-            observer=observer,
-        )
+        sinks = Sinks(on_dead, on_change if args.changes else None, observer)
+        resolve_lines(_lines(args.files, stack, progress=not args.no_progress), args.format, states, tally, sinks)
         if not args.changes:
             for member_id in sorted(states):
                 out.write(encode_state(states[member_id]) + b"\n")
