@@ -3,10 +3,12 @@ The Faust app: raw topics -> re-key by member -> resolve into a table -> publish
 
 Two hops, because raw records are not keyed by member (a SendGrid body holds many members):
 
-1. ``ingest``: decode each raw record; dead-letter what cannot be resolved (original bytes,
-   reason, topic/partition/offset); forward each event keyed by member_id.
-2. ``resolve_members`` (concurrency 1: it updates a table, faust-streaming#606): apply the core's
-   join to the member's state in a changelog-backed table; publish the state only if it changed.
+1. ``RawIngest`` (stream/ingest.py): decode raw records in batches; dead-letter what cannot be
+   resolved (original bytes, reason, topic/partition/offset); forward events in packs, one record
+   per destination partition of the re-keying topic.
+2. ``resolve_members``, a Faust agent (concurrency 1: it updates a table, faust-streaming#606):
+   apply the core's join to each member's state in a changelog-backed table; publish the state
+   only if it changed.
 
 Delivery is at-least-once: Faust flushes the producer before it commits offsets, so a crash
 replays records, and the join makes every replay a no-op (README, "Delivery guarantee").
@@ -18,7 +20,6 @@ import time
 from typing import Any
 
 import faust
-import orjson
 from faust.serializers import codecs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -27,8 +28,8 @@ from stream.codec import encode_state
 from stream.config import Settings
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
+from stream.ingest import RawIngest
 from stream.metrics import MembersByStatus, Metrics
-from stream.resolver import DeadLetter, events_of
 
 
 class _StateCodec(codecs.Codec):
@@ -96,6 +97,7 @@ class Handlers:
         self.settings = settings
         self.states = states
         self.metrics = Metrics(registry)
+        self.ingest = RawIngest(settings, self.metrics)
         registry.register(MembersByStatus(lambda: list(states.values())))
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
@@ -108,47 +110,38 @@ class Handlers:
         """
         await self.app.producer.send(topic, key, value, partition=partition, timestamp=None, headers=None)
 
-    async def ingest(self, batch: list[Any], record_format: str) -> None:
-        """Decode raw records; forward events keyed by member, dead-letter the rest."""
-        for event in batch:
-            message = event.message
-            for item in events_of(event.value, record_format):
-                if isinstance(item, DeadLetter):
-                    self.metrics.dead_letter(item.error)
-                    origin = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-                    document = DeadLetter(item.raw, item.error, origin).document()
-                    await self.send(self.settings.dlq_topic, message.key, orjson.dumps(document))
-                else:
-                    await self.send(self.settings.by_member_topic, item.member_id.encode(), records.encode_event(item))
-
     async def resolve(self, batch: list[Any]) -> None:
         """Join each event into its member's state; persist and publish each changed member once."""
         started = time.perf_counter()
         store = self.states.data  # the store itself: the changelog write below replaces Faust's
         changed: dict[bytes, tuple[MemberState, int]] = {}
-        for event in batch:
-            item = records.decode_event(event.value)
-            before: MemberState | None = store.get(event.key)
-            after = resolve(before, item)
-            if after is before:
-                self.metrics.duplicate(item)
-                continue
-            store[event.key] = after
-            self.metrics.applied(item, before, after)
-            changed[event.key] = (after, event.message.partition)
+        handled = 0
+        for pack in batch:
+            for item in records.decode_pack(pack.value):
+                handled += 1
+                key = item.member_id.encode()
+                before: MemberState | None = store.get(key)
+                after = resolve(before, item)
+                if after is before:
+                    self.metrics.duplicate(item)
+                    continue
+                store[key] = after
+                self.metrics.applied(item, before, after)
+                changed[key] = (after, pack.message.partition)
         changelog = self.states.changelog_topic.get_topic_name()
         for key, (state, partition) in changed.items():
             _remember_partition(self.states, key, partition)
             await self.send(changelog, key, records.encode_state(state), partition)
             await self.send(self.settings.output_topic, key, encode_state(state))
-        per_event = (time.perf_counter() - started) / len(batch)
-        for _ in batch:
+        per_event = (time.perf_counter() - started) / max(handled, 1)
+        for _ in range(handled):
             self.metrics.processing.observe(per_event)
 
     async def measure_lag(self) -> None:
         """Set statusflow_consumer_lag for the partitions this worker holds now."""
         consumer = self.app.consumer
         self.metrics.consumer_lag.clear()  # partitions lost in a rebalance must not linger
+        await self.ingest.report_lag()
         for tp in consumer.assignment():
             position = await consumer.position(tp)
             if position is not None:
@@ -168,15 +161,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def batches(stream: Any) -> Any:
         return stream.take_events(settings.batch_size, within=settings.batch_window)
 
-    @app.agent(app.topic(settings.events_topic, **_RAW), concurrency=1)
-    async def ingest_envelopes(stream: Any) -> None:
-        async for batch in batches(stream):
-            await handlers.ingest(batch, "envelope")
-
-    @app.agent(app.topic(settings.sendgrid_topic, **_RAW), concurrency=1)
-    async def ingest_sendgrid(stream: Any) -> None:
-        async for batch in batches(stream):
-            await handlers.ingest(batch, "sendgrid")
+    app.add_dependency(handlers.ingest)  # started and stopped with the app
 
     @app.agent(by_member, concurrency=1)  # updates a table: concurrency 1 (faust-streaming#606)
     async def resolve_members(stream: Any) -> None:

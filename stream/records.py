@@ -1,5 +1,5 @@
 """
-Internal wire formats: events on the re-keying topic and member states in the table changelog.
+Internal wire formats: event packs on the re-keying topic, member states in the table changelog.
 
 Compact JSON arrays rather than the public documents: the worker reads them back often, and
 they must carry what the public state leaves out (each decision's event, the set of event ids).
@@ -15,15 +15,20 @@ from stream.domain.model import Decision, Event, MemberState, Outcome
 from stream.domain.precedence import decision, strength
 
 
-def encode_event(event: Event) -> bytes:
-    """Return a classified event as bytes for the re-keying topic."""
-    return orjson.dumps([event.member_id, event.campaign_id, event.source, event.channel, *_decision(event.decision)])
+def event_fields(event: Event) -> list[Any]:
+    """Return a classified event as a JSON-ready list (one entry of a pack on the re-keying topic)."""
+    return [event.member_id, event.campaign_id, event.source, event.channel, *_decision(event.decision)]
 
 
-def decode_event(raw: bytes) -> Event:
-    """Return the event ``encode_event`` wrote."""
-    member_id, campaign_id, source, channel, *rest = orjson.loads(raw)
+def event_from_fields(fields: list[Any]) -> Event:
+    """Return the event ``event_fields`` described."""
+    member_id, campaign_id, source, channel, *rest = fields
     return Event(member_id, campaign_id, source, channel, _undecision(rest))
+
+
+def decode_pack(raw: bytes) -> list[Event]:
+    """Return the events of one pack: a JSON array of ``event_fields`` lists."""
+    return [event_from_fields(fields) for fields in orjson.loads(raw)]
 
 
 def encode_state(state: MemberState) -> bytes:

@@ -1,0 +1,167 @@
+"""
+Benchmark the streaming worker against a plain aiokafka pass-through on the same broker, same run.
+
+    make bench-worker        (or: python bench/worker_bench.py --events 200000 --rounds 3)
+
+Starts its own local broker (deploy/kafka/kafka.sh, port 29092, throw-away data), produces the
+stream once into an 8-partition raw topic, then per round:
+
+- baseline: one AIOKafkaConsumer reads every record and produces each to an output topic;
+- worker: `statusflow worker` (fresh consumer group) takes the same records end to end (raw topic
+  in, re-key, resolve, changelog, resolved state out), read off its own metrics.
+
+Rates are steady state: first record handled to last, so neither side pays for start-up or the
+group join. Medians and the ratio go to stdout and bench/results/worker.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.config import Settings
+from stream.producer import member_key, produce_lines
+from stream.synthetic import stream
+from stream.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT = 29092
+
+
+async def passthrough(settings: Settings, total: int, group: str) -> float:
+    consumer = AIOKafkaConsumer(
+        settings.events_topic,
+        bootstrap_servers=settings.broker,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    seen = 0
+    first = 0.0
+    try:
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                if not first and records:
+                    first = time.perf_counter()
+                for record in records:
+                    await producer.send(f"{settings.output_topic}.baseline", record.value, key=record.key)
+                seen += len(records)
+        await producer.flush()
+        return total / (time.perf_counter() - first)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def handled(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("statusflow_events_total{", "statusflow_duplicate_events_total{"))
+    )
+
+
+def worker_round(settings: Settings, total: int, app_id: str, web_port: int, workdir: Path) -> float:
+    env = {
+        **os.environ,
+        "STATUSFLOW_BROKER": settings.broker,
+        "STATUSFLOW_APP_ID": app_id,
+        "STATUSFLOW_EVENTS_TOPIC": settings.events_topic,
+        "STATUSFLOW_OUTPUT_TOPIC": settings.output_topic,
+        "STATUSFLOW_DATA_DIR": str(workdir / app_id),
+    }
+    log = (workdir / f"{app_id}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream", "worker", "--web-port", str(web_port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        cwd=ROOT,
+    )
+    try:
+        first = last = 0.0
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            count = handled(web_port)
+            now = time.perf_counter()
+            if count and not first:
+                first, first_count = now, count
+            if count >= total:
+                last = now
+                break
+            time.sleep(0.2)
+        if not last:
+            raise SystemExit(f"worker did not finish; see {log.name}")
+        return (total - first_count) / (last - first)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="statusflow-bench-"))
+    env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(PORT), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}
+    kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
+    subprocess.run([str(kafka), "start"], env=env, check=True)
+    try:
+        settings = Settings(
+            broker=f"127.0.0.1:{PORT}", events_topic="bench.message-events", output_topic="bench.status"
+        )
+        asyncio.run(ensure_topics(settings))
+        lines = [orjson.dumps(e) for e in stream(args.members, args.events // args.members, seed=3)][: args.events]
+        asyncio.run(produce_lines(settings, settings.events_topic, lines, member_key))
+        total = len(lines)
+        rates: dict[str, list[float]] = {"baseline (aiokafka pass-through)": [], "statusflow worker": []}
+        for round_ in range(args.rounds):
+            rates["baseline (aiokafka pass-through)"].append(
+                asyncio.run(passthrough(settings, total, f"baseline-{round_}"))
+            )
+            rates["statusflow worker"].append(worker_round(settings, total, f"bench-{round_}", 16066 + round_, workdir))
+            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()), file=sys.stderr)
+    finally:
+        subprocess.run([str(kafka), "stop"], env=env, check=False)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    ratio = medians["statusflow worker"] / medians["baseline (aiokafka pass-through)"]
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / "worker.json").write_text(
+        json.dumps(
+            {"events": total, "partitions": settings.partitions, "rounds": rates, "medians": medians, "ratio": ratio},
+            indent=2,
+        )
+    )
+    print(
+        f"\n{total:,} events, {settings.partitions} partitions, 1 worker, median of {args.rounds} rounds (steady state)"
+    )
+    for name, rate in medians.items():
+        print(f"  {name:<34} {rate:>10,.0f} events/s")
+    print(f"  ratio (worker / baseline): {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
