@@ -24,7 +24,7 @@ tools:
 	@pkill -x prometheus 2>/dev/null || true  # the package starts a system instance on :9090; tests run their own
 
 ## The main job on the embedded default: local Kafka, the worker, a replayed sample stream, live statuses
-run: install
+run: install tools
 	$(VENV)/bin/statusflow demo
 
 ## The whole test suite: lint, types, unit, integration, Kafka end-to-end, promtool rules

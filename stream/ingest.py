@@ -15,12 +15,12 @@ are committed, so a crash replays records, which the member join turns into no-o
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections import defaultdict
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from mode import Service
 
 from stream import records
@@ -30,9 +30,13 @@ from stream.resolver import DeadLetter, events_of
 
 
 def partition_of(member_id: bytes, partitions: int) -> int:
-    """Return the re-keying partition of a member: Kafka's default (murmur2) partitioner."""
-    hashed: int = murmur2(member_id)
-    return (hashed & 0x7FFFFFFF) % partitions
+    """
+    Return the partition a member's events, table entry and published state all live on.
+
+    CRC-32 rather than Kafka's murmur2: any stable hash keeps a member on one partition, and
+    aiokafka's murmur2 is pure Python (measured 6.7 us a call, the largest single cost here).
+    """
+    return zlib.crc32(member_id) % partitions
 
 
 class RawIngest(Service):
@@ -96,10 +100,35 @@ class RawIngest(Service):
                     await self.producer.send(s.dlq_topic, orjson.dumps(letter), key=record.key)
                 else:
                     packs[partition_of(item.member_id.encode(), s.partitions)].append(records.event_fields(item))
-        for partition, events in packs.items():
-            await self.producer.send(s.by_member_topic, orjson.dumps(events), partition=partition)
+        await self.send_batches(s.by_member_topic, [(p, None, orjson.dumps(events)) for p, events in packs.items()])
         await self.producer.flush()
         await self.report_lag()
+
+    async def send_batches(self, topic: str, items: list[tuple[int, bytes | None, bytes]]) -> None:
+        """
+        Produce (partition, key, value) records as one Kafka batch per partition.
+
+        One ``send`` per record costs ~30 us of Python in aiokafka; appending to a batch a tenth
+        of that. Delivery is confirmed by the next ``flush``.
+        """
+        assert self.producer is not None  # noqa: S101 - started in on_start
+        producer = self.producer
+        batches: dict[int, Any] = {}
+        for partition, key, value in items:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it, start another
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            await producer.send_batch(batch, topic, partition=partition)
+
+    async def flush(self) -> None:
+        """Wait until everything produced so far is acknowledged by the broker."""
+        assert self.producer is not None  # noqa: S101 - started in on_start
+        await self.producer.flush()
 
     async def report_lag(self) -> None:
         """Set statusflow_consumer_lag for the raw partitions this worker holds."""

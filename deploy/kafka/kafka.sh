@@ -5,7 +5,7 @@
 #
 # Kafka's jars come from Maven Central through Maven (checksums enforced), cached outside the
 # repo, so a cached start needs no network and takes seconds. Settings, all optional:
-#   STATUSFLOW_KAFKA_VERSION  Kafka release (default 4.1.1, see pom.xml for why)
+#   STATUSFLOW_KAFKA_VERSION  Kafka release (default 4.4.0, the current release; README says why 4.x)
 #   STATUSFLOW_KAFKA_PORT     client port on 127.0.0.1 (default 9092); controller uses port+1
 #   STATUSFLOW_KAFKA_DATA     data + log + pid directory (default: cache dir, one per port)
 #   STATUSFLOW_KAFKA_HEAP     JVM heap (default 768m: the machine is shared, 2 cores)
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-version=${STATUSFLOW_KAFKA_VERSION:-4.1.1}
+version=${STATUSFLOW_KAFKA_VERSION:-4.4.0}
 port=${STATUSFLOW_KAFKA_PORT:-9092}
 controller_port=$((port + 1))
 cache=${STATUSFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/statusflow}
