@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         sendgrid_topic=f"{run_id}.message-events.sendgrid",
         output_topic=f"{run_id}.campaign-member-status",
         dlq_topic=f"{run_id}.message-events.dlq",
+        # Fresh topics make aiokafka warn while their metadata settles; the demo shows errors only.
+        log_level=os.environ.get("STATUSFLOW_LOG_LEVEL", "error"),
     )
     env = {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in vars(settings).items()}}
     worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env)

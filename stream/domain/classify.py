@@ -43,13 +43,7 @@ def _index(table: vocab.Vocabulary) -> dict[str | int, vocab.Entry]:
 
 
 _VOCABULARIES: dict[tuple[str, str | None], dict[str | int, vocab.Entry]] = {
-    ("npstoday", None): _index(vocab.NPSTODAY),
-    ("npstoday-sms", None): _index(vocab.NPSTODAY_SMS),
-    ("npstoday-email", None): _index(vocab.NPSTODAY_EMAIL),
-    ("idsurvey", None): _index(vocab.IDSURVEY),
-    ("imgw", None): _index(vocab.IMGW),
-    ("smpp", None): _index(vocab.SMPP),
-    ("sendgrid", None): _index(vocab.SENDGRID),
+    **{(source, None): _index(table) for source, table in vocab.BY_SOURCE.items()},
     **{("dce", channel): _index(table) for channel, table in vocab.DCE.items()},
 }
 

@@ -267,6 +267,23 @@ SENDGRID: Vocabulary = {
     "group_resubscribe": (2040, FINAL),
 }
 
+# The channel-independent vocabularies by source name (``dce`` has one per channel: ``DCE``).
+BY_SOURCE: dict[str, Vocabulary] = {
+    "npstoday": NPSTODAY,
+    "npstoday-sms": NPSTODAY_SMS,
+    "npstoday-email": NPSTODAY_EMAIL,
+    "idsurvey": IDSURVEY,
+    "imgw": IMGW,
+    "smpp": SMPP,
+    "sendgrid": SENDGRID,
+}
+
+
+def table(source: str, channel: str) -> Vocabulary:
+    """Return the vocabulary ``source`` uses on ``channel``."""
+    return DCE[channel] if source == "dce" else BY_SOURCE[source]
+
+
 # Which channels each source speaks for; the first is the default when an event names none.
 SOURCE_CHANNELS: dict[str, tuple[str, ...]] = {
     "npstoday": ("survey", "sms", "email", "push", "rcs", "whatsapp", "viber"),

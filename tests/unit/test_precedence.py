@@ -113,7 +113,7 @@ def test_every_temporary_outcome_ranks_below_every_final_outcome() -> None:
         classify(source, channel, status)
         for source, channels in vocab.SOURCE_CHANNELS.items()
         for channel in channels
-        for status in _table(source, channel)
+        for status in vocab.table(source, channel)
     ]
     highest_temporary = max(RANK[o.code] for o in outcomes if not o.final)
     lowest_final = min(RANK[o.code] for o in outcomes if o.final)
@@ -155,16 +155,3 @@ def test_the_rank_order_is_the_documented_one(weaker: int, stronger: int) -> Non
     a, b = event("npstoday", weaker), event("npstoday", stronger)
 
     assert stronger == code_after(a, b) == code_after(b, a)
-
-
-def _table(source: str, channel: str) -> vocab.Vocabulary:
-    tables = {
-        "npstoday": vocab.NPSTODAY,
-        "npstoday-sms": vocab.NPSTODAY_SMS,
-        "npstoday-email": vocab.NPSTODAY_EMAIL,
-        "idsurvey": vocab.IDSURVEY,
-        "imgw": vocab.IMGW,
-        "smpp": vocab.SMPP,
-        "sendgrid": vocab.SENDGRID,
-    }
-    return tables.get(source) or vocab.DCE[channel]

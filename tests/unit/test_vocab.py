@@ -186,15 +186,7 @@ def test_every_vocabulary_entry_yields_a_status_of_each_channel_it_can_arrive_on
     """No (source, channel, status) combination produces a channel code outside the channel's list."""
     for source, channels in vocab.SOURCE_CHANNELS.items():
         for channel in channels:
-            table = {
-                "npstoday": vocab.NPSTODAY,
-                "npstoday-sms": vocab.NPSTODAY_SMS,
-                "npstoday-email": vocab.NPSTODAY_EMAIL,
-                "idsurvey": vocab.IDSURVEY,
-                "imgw": vocab.IMGW,
-                "smpp": vocab.SMPP,
-                "sendgrid": vocab.SENDGRID,
-            }.get(source) or vocab.DCE[channel]
+            table = vocab.table(source, channel)
             for status in table:
                 outcome = classify(source, channel, status)
 
