@@ -105,18 +105,17 @@ class Handlers:
         started = time.perf_counter()
         store = self.states.data  # the store itself: the changelog write below replaces Faust's
         changed: dict[bytes, tuple[MemberState, int]] = {}
-        handled = 0
+        observed = self.metrics.batch()
         for pack in batch:
             for item in records.decode_pack(pack.value):
-                handled += 1
                 key = item.member_id.encode()
                 before: MemberState | None = store.get(key)
                 after = resolve(before, item)
                 if after is before:
-                    self.metrics.duplicate(item)
+                    observed.duplicate(item)
                     continue
                 store[key] = after
-                self.metrics.applied(item, before, after)
+                observed.applied(item, before, after)
                 changed[key] = (after, pack.message.partition)
         for key, (_, partition) in changed.items():
             _remember_partition(self.states, key, partition)
@@ -128,9 +127,7 @@ class Handlers:
         )
         # Before Faust may ack (and later commit) these packs, their effects must be durable.
         await self.ingest.flush()
-        per_event = (time.perf_counter() - started) / max(handled, 1)
-        for _ in range(handled):
-            self.metrics.processing.observe(per_event)
+        observed.commit(time.perf_counter() - started)
 
     async def measure_lag(self) -> None:
         """Set statusflow_consumer_lag for the partitions this worker holds now."""

@@ -71,7 +71,7 @@ class Metrics:
         )
         self.processing = Histogram(
             "statusflow_processing_seconds",
-            "Time to decode, resolve and publish one record.",
+            "Mean time per event to resolve, persist and publish a batch; one observation per batch.",
             buckets=_PROCESSING_BUCKETS,
             registry=registry,
         )
@@ -113,6 +113,59 @@ class Metrics:
     def dead_letter(self, error: BadEventError) -> None:
         """Count a dead-lettered record by its reason class."""
         self.dead_letters.labels(error.reason).inc()
+
+    def batch(self) -> BatchMetrics:
+        """Return an Observer that counts locally and adds its totals in one go (``commit``)."""
+        return BatchMetrics(self)
+
+
+class BatchMetrics:
+    """
+    The same observations as ``Metrics``, summed in plain dicts until ``commit``.
+
+    prometheus_client takes a lock on every ``inc``; per event that was a fifth of the worker's
+    CPU. Summed per batch, a batch costs one ``inc`` per label set it touched.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.events: Tally[tuple[int, str, str]] = Tally()
+        self.duplicates: Tally[str] = Tally()
+        self.changes: Tally[int] = Tally()
+        self.lags: list[float] = []
+
+    def applied(self, event: Event, before: MemberState | None, after: MemberState) -> None:
+        """Count an applied event and, if it moved the member, the status change."""
+        decision = event.decision
+        self.events[decision.outcome.code, event.channel, event.source] += 1
+        self.lags.append(decision.earliness)
+        code = after.status.outcome.code
+        if before is None or before.status.outcome.code != code:
+            self.changes[code] += 1
+
+    def duplicate(self, event: Event) -> None:
+        """Count an event that had been applied before."""
+        self.duplicates[event.source] += 1
+
+    def dead_letter(self, error: BadEventError) -> None:
+        """Count a dead-lettered record by its reason class."""
+        self.metrics.dead_letter(error)
+
+    def commit(self, seconds: float) -> None:
+        """Add the batch's totals; ``seconds`` is what the batch took, observed per event on average."""
+        m = self.metrics
+        for key, count in self.events.items():
+            m._events[key].inc(count)  # noqa: SLF001 - the children are Metrics' own cache
+        for source, count in self.duplicates.items():
+            m._duplicates[source].inc(count)  # noqa: SLF001
+        for code, count in self.changes.items():
+            m._changes[code].inc(count)  # noqa: SLF001
+        now_ms = time.time() * 1000
+        for earliness in self.lags:
+            m.event_lag.observe(max(0.0, (now_ms + earliness) / 1000))
+        handled = len(self.lags) + sum(self.duplicates.values())
+        if handled:
+            m.processing.observe(seconds / handled)
 
 
 class MembersByStatus(Collector):

@@ -96,3 +96,32 @@ def test_no_label_value_is_a_member_id_or_free_text() -> None:
 
     assert "+4512345678" not in values
     assert all(len(value) < 45 for value in values)
+
+
+def test_batch_metrics_add_up_to_the_same_counts_as_per_event_metrics() -> None:
+    """The worker's batched observer and the CLI's per-event one export identical counters."""
+    envelopes: list[dict[str, object]] = [
+        {"source": "smpp", "status": "DELIVRD", "event_id": "1"},
+        {"source": "smpp", "status": "UNDELIV", "event_id": "2"},
+        {"source": "smpp", "status": "UNDELIV", "event_id": "2"},
+        {"source": "npstoday", "status": 2600, "event_id": "3"},
+    ]
+    per_event, _ = run(envelopes)
+    registry = CollectorRegistry()
+    batch = Metrics(registry).batch()
+    states: dict[str, MemberState] = {}
+    for envelope in envelopes:
+        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
+    batch.commit(0.004)
+
+    def counters(r: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in r.collect()
+            if f.type == "counter"
+            for s in f.samples
+        }
+
+    assert counters(per_event) == counters(registry)
+    assert 3.0 == registry.get_sample_value("statusflow_event_lag_seconds_count")
+    assert 1.0 == registry.get_sample_value("statusflow_processing_seconds_count")
