@@ -13,6 +13,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
+class ConfigError(ValueError):
+    """A setting that does not parse: the command line reports it and exits 2."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """
@@ -53,7 +57,7 @@ class Settings:
         Build settings: defaults, then ``STATUSFLOW_<FIELD>`` variables, then ``overrides``.
 
         Raises:
-            ValueError: a variable that does not parse as its field's type.
+            ConfigError: a variable that does not parse as its field's type.
 
         """
         environ = os.environ if environ is None else environ
@@ -65,7 +69,7 @@ class Settings:
                 try:
                     values[field.name] = kind(raw)
                 except ValueError:
-                    raise ValueError(
+                    raise ConfigError(
                         f"STATUSFLOW_{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from stream.cli import codes, demo, generate, produce, resolve, worker
+from stream.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,4 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `statusflow resolve ... | head` is a normal thing to do
         sys.stderr.close()
         return 0
+    except ConfigError as error:
+        print(f"statusflow: {error}", file=sys.stderr)
+        return 2
     return status

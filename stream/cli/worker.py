@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from typing import Any
 
 from stream.config import Settings
@@ -30,7 +31,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Build Settings from the environment and whichever flags this command has."""
-    names = ("broker", "partitions", "web_port", "store", "log_level")
+    names = ("broker", "partitions", "web_port", "log_level")
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -42,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from stream.topics import ensure_topics  # noqa: PLC0415
 
     settings = settings_from(args)
+    if not settings.store.startswith("memory:"):
+        # Faust's RocksDB store finds a key's partition from "the current event"; the batched
+        # resolve agent writes many partitions per batch, so it would write to the wrong one.
+        print(f"statusflow worker: store {settings.store!r} is not supported; use memory://", file=sys.stderr)
+        return 2
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     created = loop.run_until_complete(ensure_topics(settings))

@@ -72,7 +72,9 @@ def test_sendgrid_bodies_on_their_topic_resolve_like_the_offline_sendgrid_format
     pipeline.wait_for(lambda: pipeline.latest_states() == expected, 120, "SendGrid states")
 
 
-def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goes_on(pipeline: Pipeline) -> None:
+def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goes_on_until_sigterm(
+    pipeline: Pipeline,
+) -> None:
     """Malformed bytes, unknown source/status, missing member_id: each in the DLQ; good events still resolve."""
     good = {"source": "smpp", "status": "DELIVRD", "occurred_at": 1_735_689_600}
     bad = [
@@ -96,6 +98,7 @@ def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goe
     assert all(letter["topic"] == pipeline.settings.events_topic and letter["offset"] >= 0 for letter in letters)
     assert worker.process.poll() is None
     assert 'statusflow_dead_letters_total{reason="unknown_status"} 1.0' in worker.metrics()
+    assert 0 == worker.stop()  # SIGTERM: a graceful exit
 
 
 def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipeline: Pipeline) -> None:

@@ -1,0 +1,45 @@
+"""`statusflow worker` and `statusflow produce` refuse what they cannot do, before touching Kafka."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+
+
+def test_the_worker_refuses_a_store_it_cannot_write_correctly() -> None:
+    """RocksDB needs a per-event partition context the batched agent does not have: exit 2, say why."""
+    result = run("worker", STATUSFLOW_STORE="rocksdb://")
+
+    assert 2 == result.returncode
+    assert b"not supported; use memory://" in result.stderr
+
+
+def test_a_malformed_setting_is_named_in_the_error() -> None:
+    """STATUSFLOW_PARTITIONS=eight is reported with the variable's name."""
+    result = run("worker", STATUSFLOW_PARTITIONS="eight")
+
+    assert 2 == result.returncode
+    assert b"statusflow: STATUSFLOW_PARTITIONS='eight' is not a valid int\n" == result.stderr
+
+
+def test_produce_reports_a_missing_file_as_a_usage_error() -> None:
+    """Exit 2, no Kafka connection attempted."""
+    result = run("produce", "/nonexistent/file.jsonl")
+
+    assert 2 == result.returncode
+    assert b"no such file" in result.stderr
