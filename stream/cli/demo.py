@@ -77,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _show(settings: Settings, args: argparse.Namespace) -> int:
-    # Fresh topics take a moment to reach the metadata; aiokafka warns about every retry.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # Fresh topics take a moment to get leaders; aiokafka logs each retry it then makes (even as
+    # errors). The demo's own consumer retries until they settle, so those lines are noise here.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     await ensure_topics(settings)
     envelopes = [line for line in (SAMPLE / "events.jsonl").read_bytes().splitlines() if line.strip()]
     bodies = [line for line in (SAMPLE / "sendgrid.jsonl").read_bytes().splitlines() if line.strip()]
