@@ -119,12 +119,17 @@ class Handlers:
                 changed[key] = (after, pack.message.partition)
         for key, (_, partition) in changed.items():
             _remember_partition(self.states, key, partition)
-        changelog = self.states.changelog_topic.get_topic_name()
         items = list(changed.items())
-        await self.ingest.send_batches(changelog, [(p, key, records.encode_state(state)) for key, (state, p) in items])
+        # Publish first, persist second, each flushed: if the worker dies in between, the
+        # changelog still holds the older state, so the replayed events change it again and the
+        # state is published again. The other order could leave a state persisted but never
+        # published, and every replay would then be a duplicate that publishes nothing.
         await self.ingest.send_batches(
             self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in items]
         )
+        await self.ingest.flush()
+        changelog = self.states.changelog_topic.get_topic_name()
+        await self.ingest.send_batches(changelog, [(p, key, records.encode_state(state)) for key, (state, p) in items])
         # Before Faust may ack (and later commit) these packs, their effects must be durable.
         await self.ingest.flush()
         observed.commit(time.perf_counter() - started)

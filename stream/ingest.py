@@ -90,7 +90,7 @@ class RawIngest(Service):
         """Decode a batch of raw records; produce one pack per destination partition and the dead letters."""
         assert self.producer is not None  # noqa: S101 - started in on_start
         s = self.settings
-        packs: dict[int, list[list[Any]]] = defaultdict(list)
+        packs: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for record in batch:
             for item in events_of(record.value, self.formats[record.topic]):
                 if isinstance(item, DeadLetter):

@@ -14,16 +14,27 @@ import orjson
 from stream.domain.model import Decision, Event, MemberState, Outcome
 from stream.domain.precedence import decision, strength
 
+_new = tuple.__new__
 
-def event_fields(event: Event) -> list[Any]:
-    """Return a classified event as a JSON-ready list (one entry of a pack on the re-keying topic)."""
-    return [event.member_id, event.campaign_id, event.source, event.channel, *_decision(event.decision)]
+
+def event_fields(event: Event) -> tuple[Any, ...]:
+    """Return a classified event as a JSON-ready array (one entry of a pack on the re-keying topic)."""
+    held = event.decision
+    outcome = held.outcome
+    return (
+        event.member_id, event.campaign_id, event.source, event.channel,
+        outcome.code, outcome.final, outcome.channel_status, held.earliness, held.event_id,
+    )  # fmt: skip
 
 
 def event_from_fields(fields: list[Any]) -> Event:
     """Return the event ``event_fields`` described."""
-    member_id, campaign_id, source, channel, *rest = fields
-    return Event(member_id, campaign_id, source, channel, _undecision(rest))
+    member_id, campaign_id, source, channel, code, final, channel_status, earliness, event_id = fields
+    # The strength is recomputed, not shipped: a pack written before a change of the rank table
+    # must be judged by the table of the worker that reads it. tuple.__new__: this is per event.
+    rank = strength(code, final)
+    outcome = _new(Outcome, (code, final, channel_status, rank))
+    return _new(Event, (member_id, campaign_id, source, channel, _new(Decision, (rank, earliness, event_id, outcome))))
 
 
 def decode_pack(raw: bytes) -> list[Event]:
