@@ -10,6 +10,8 @@ rank ("Precedence").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stream.domain.model import Decision, Event, MemberState, Outcome
 
 # Ascending strength. Every temporary outcome any vocabulary yields ranks below every final one.
@@ -100,6 +102,37 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
     return _new_tuple(
         MemberState,
         (current.member_id, campaign_id, max(current.status, new), channels, current.event_ids | {new.event_id}),
+    )
+
+
+def resolve_all(events: Sequence[Event]) -> MemberState:
+    """
+    Return the state of one member after all of ``events``, in one pass.
+
+    Equal to folding ``resolve`` over them (the join makes the order irrelevant), but it builds
+    one state instead of one per event: what an offline run over a whole file wants.
+    """
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique.setdefault(event.decision.event_id, event)  # as in resolve: an id's first arrival counts
+    first = events[0]
+    channels: dict[str, Decision] = {}
+    campaign_id = None
+    for event in unique.values():
+        held = channels.get(event.channel)
+        if held is None or event.decision > held:
+            channels[event.channel] = event.decision
+        if event.campaign_id is not None:
+            campaign_id = _campaign(campaign_id, event.campaign_id)
+    return _new_tuple(
+        MemberState,
+        (
+            first.member_id,
+            campaign_id,
+            max(event.decision for event in unique.values()),
+            tuple(sorted(channels.items())),
+            frozenset(unique),
+        ),
     )
 
 
