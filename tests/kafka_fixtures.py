@@ -143,14 +143,26 @@ class Pipeline:
         """Return every record on ``topic`` so far, as aiokafka ConsumerRecords."""
         return asyncio.run(_read_all(self.settings.broker, topic, self.settings.partitions))
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``condition`` until it holds; fail with the workers' logs after ``timeout`` seconds."""
+    def wait_for(
+        self, condition: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] | None = None
+    ) -> None:
+        """Poll ``condition`` until it holds; fail with ``detail()`` and the workers' logs after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
-                pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs}")
+                pytest.fail(f"timed out after {timeout}s waiting for {what}\n{detail() if detail else ''}\n{logs}")
             time.sleep(0.5)
+
+    def differences(self, expected: dict[str, Any]) -> str:
+        """Describe how the published states differ from ``expected`` (for failure messages)."""
+        got = self.latest_states()
+        missing = sorted(set(expected) - set(got))
+        wrong = sorted(m for m in set(expected) & set(got) if expected[m] != got[m])
+        lines = [f"{len(got)} members published, {len(missing)} missing, {len(wrong)} differ"]
+        lines += [f"missing {m}: expected {expected[m]}" for m in missing[:3]]
+        lines += [f"differs {m}:\n  expected {expected[m]}\n  got      {got[m]}" for m in wrong[:3]]
+        return "\n".join(lines)
 
     def latest_states(self) -> dict[str, Any]:
         """Return the last published state per member on the output topic."""
