@@ -30,6 +30,7 @@ from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
 from stream.ingest import RawIngest
 from stream.metrics import MembersByStatus, Metrics
+from stream.recovery import StatusflowTableManager
 
 
 class _StateCodec(codecs.Codec):
@@ -86,6 +87,7 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         stream_wait_empty=False,
+        TableManager=StatusflowTableManager,  # seeks before records flow after a recovery
     )
 
 

@@ -16,16 +16,6 @@ from tests.kafka_fixtures import Pipeline
 
 pytestmark = pytest.mark.kafka
 
-KNOWN_CRASH_BUG = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "KNOWN BUG, open: about 1 run in 5 a restarted worker skips a range of re-keyed packs after a "
-        "kill -9 and the final states miss those events (a chunk's worth for ~2,000 members). Suspected "
-        "Faust consumer offset handling after rebalance (faust-streaming #221, #216); see README "
-        "'Known issue'. Kept running so that every run still reports whether it held."
-    ),
-)
-
 
 def sample(members: int, events: int, seed: int) -> list[bytes]:
     """Return a shuffled stream with 10% duplicates, as JSON lines."""
@@ -116,7 +106,6 @@ def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goe
     assert 0 == worker.stop()  # SIGTERM: a graceful exit
 
 
-@KNOWN_CRASH_BUG
 def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipeline: Pipeline) -> None:
     """Kill -9 twice while records are being processed: nothing lost, nothing double-counted, bad records all dead-lettered."""
     lines = sample(4000, 10, seed=33)
@@ -153,7 +142,6 @@ def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipel
     assert {b.decode() for b in bad} == dead
 
 
-@KNOWN_CRASH_BUG
 def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline) -> None:
     """Two workers share the group; one is killed; the other recovers its state from the changelog."""
     lines = sample(2000, 9, seed=44)[:20_000]
