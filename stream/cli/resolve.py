@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ import orjson
 from stream.codec import encode_state
 from stream.domain.model import MemberState
 from stream.resolver import FORMATS, DeadLetter, Observer, Sinks, Tally, resolve_lines
+from stream.shards import resolve_in_processes, usable_cpus
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+_PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # below this, starting processes costs more than it saves
 
 
 def add_parser(commands: Any) -> None:
@@ -30,6 +33,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
     parser.add_argument("--metrics", metavar="FILE", help="write Prometheus text-format metrics of the run here")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes, split by member (default: one per CPU for files of 16 MB or more; "
+        "always 1 with stdin, --changes, --metrics or --format sendgrid)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -39,29 +50,60 @@ def run(args: argparse.Namespace) -> int:
         if name != "-" and not os.path.isfile(name):
             print(f"statusflow resolve: no such file: {name}", file=sys.stderr)
             return 2
+    if args.jobs < 0:
+        print(f"statusflow resolve: --jobs must be 0 (automatic) or more, got {args.jobs}", file=sys.stderr)
+        return 2
     observer, write_metrics = _metrics(args.metrics)
-    states: dict[str, MemberState] = {}
-    tally = Tally()
     out = sys.stdout.buffer
     with ExitStack() as stack:
         dlq: IO[bytes] = stack.enter_context(open(args.dlq, "wb")) if args.dlq else sys.stderr.buffer
-
-        def on_dead(letter: DeadLetter) -> None:
-            dlq.write(orjson.dumps(letter.document()) + b"\n")
-
-        def on_change(state: MemberState) -> None:
-            out.write(encode_state(state) + b"\n")
-
-        sinks = Sinks(on_dead, on_change if args.changes else None, observer)
-        resolve_lines(_lines(args.files, stack, progress=not args.no_progress), args.format, states, tally, sinks)
-        if not args.changes:
-            for member_id in sorted(states):
-                out.write(encode_state(states[member_id]) + b"\n")
+        jobs = _jobs(args)
+        if jobs > 1:
+            lines_of_share = functools.partial(_lines_of_share, args.files, not args.no_progress)
+            states, dead, tally, members = resolve_in_processes(lines_of_share, jobs)
+            dlq.writelines(document + b"\n" for document in dead)
+            out.writelines(encoded + b"\n" for encoded in states)
+        else:
+            tally, members = _resolve_here(args, out, dlq, observer, stack)
     out.flush()
     write_metrics()
     summary = ", ".join(f"{key.replace('_', '-')} {value}" for key, value in tally.as_dict().items())
-    print(f"statusflow resolve: {summary}, members {len(states)}", file=sys.stderr)
+    print(f"statusflow resolve: {summary}, members {members}", file=sys.stderr)
     return 1 if args.strict and tally.dead_lettered else 0
+
+
+def _resolve_here(
+    args: argparse.Namespace, out: IO[bytes], dlq: IO[bytes], observer: Observer | None, stack: ExitStack
+) -> tuple[Tally, int]:
+    states: dict[str, MemberState] = {}
+    tally = Tally()
+
+    def on_dead(letter: DeadLetter) -> None:
+        dlq.write(orjson.dumps(letter.document()) + b"\n")
+
+    def on_change(state: MemberState) -> None:
+        out.write(encode_state(state) + b"\n")
+
+    sinks = Sinks(on_dead, on_change if args.changes else None, observer)
+    resolve_lines(_lines(args.files, stack, progress=not args.no_progress), args.format, states, tally, sinks)
+    if not args.changes:
+        for member_id in sorted(states):
+            out.write(encode_state(states[member_id]) + b"\n")
+    return tally, len(states)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    if "-" in args.files or args.changes or args.metrics or args.format != "envelope":
+        return 1  # one stream of changes, one registry, one reader of stdin; SendGrid bodies hold many members
+    if args.jobs:
+        return int(args.jobs)
+    size = sum(os.path.getsize(name) for name in args.files)
+    return usable_cpus() if size >= _PARALLEL_MIN_BYTES else 1
+
+
+def _lines_of_share(files: list[str], progress: bool, share: int) -> Iterator[tuple[str, int, bytes]]:
+    with ExitStack() as stack:
+        yield from _lines(files, stack, progress=progress and share == 0)  # one bar, not one per process
 
 
 def _lines(files: list[str], stack: ExitStack, *, progress: bool) -> Iterator[tuple[str, int, bytes]]:

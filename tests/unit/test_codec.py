@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from stream.codec import decode_event, encode_state, event_from_envelope, parse_time
+from stream.codec import decode_event, encode_state, event_from_envelope, format_time, parse_time
 from stream.domain.errors import BadEventError
 from stream.domain.precedence import resolve
 from stream.sendgrid import envelopes_from_body
@@ -141,3 +144,10 @@ def test_a_sendgrid_body_becomes_one_envelope_per_event_and_keeps_bad_events_apa
     assert "email" not in first["detail"]  # no personal data travels on
     assert isinstance(second, BadEventError)
     assert ("missing_field", "[1].member_id") == (second.reason, second.field)
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_999))  # up to 9999-12-31T23:59:59.999Z
+def test_updated_at_is_rfc3339_utc_with_milliseconds_for_any_time(epoch_ms: int) -> None:
+    """The cached, hand-rolled formatter agrees with datetime's own formatting."""
+    moment = datetime.fromtimestamp(epoch_ms // 1000, UTC).replace(microsecond=epoch_ms % 1000 * 1000)
+    assert moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") == format_time(epoch_ms)
