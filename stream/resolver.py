@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from stream.codec import decode_event, event_from_envelope
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
-from stream.domain.precedence import merge, resolve, resolve_all
+from stream.domain.precedence import merge, resolve, resolve_members
 from stream.sendgrid import envelopes_from_body
 
 FORMATS = ("envelope", "sendgrid")
@@ -196,21 +196,13 @@ def _resolve_envelopes(
 def _resolve_envelopes_at_once(
     lines: Iterable[tuple[str, int, bytes]], states: MutableMapping[str, MemberState], tally: Tally, sinks: Sinks
 ) -> None:
-    # Nobody wants the intermediate states: collect each member's events, then join them once
-    # (precedence.resolve_all), instead of building a new state per event.
-    groups: dict[str, list[Event]] = {}
-    get = groups.get
-    decoded = 0
-    for event in _decoded(lines, tally, sinks):
-        decoded += 1
-        group = get(event.member_id)
-        if group is None:
-            groups[event.member_id] = [event]
-        else:
-            group.append(event)
+    # Nobody wants the intermediate states: join each member's events once
+    # (precedence.resolve_members), instead of building a new state per event.
+    read, dead = tally.read, tally.dead_lettered
+    resolved = resolve_members(_decoded(lines, tally, sinks))
+    decoded = (tally.read - read) - (tally.dead_lettered - dead)
     applied = 0
-    for member_id, events in groups.items():
-        state = resolve_all(events)
+    for member_id, state in resolved.items():
         before = states.get(member_id)
         after = state if before is None else merge(before, state)
         applied += len(after.event_ids) - (0 if before is None else len(before.event_ids))

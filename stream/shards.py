@@ -33,7 +33,8 @@ from stream.resolver import DeadLetter, Sinks, Tally, resolve_lines
 Lines = Callable[[int], Iterable[tuple[str, int, bytes]]]  # share -> (file, line number, record)
 
 _MEMBER_KEY = b'"member_id"'
-_MEMBER_VALUE = re.compile(rb'"member_id"\s*:\s*"([^"\\]*)"')
+_MEMBER_VALUE = re.compile(rb'"member_id"\s*:\s*"([^"]*)"')
+_COMPACT_MEMBER = b'"member_id":"'
 _ANY_SHARE = -1
 
 
@@ -50,18 +51,23 @@ def share_of(line: bytes, shares: int) -> int:
     """
     Return the share whose member this line is about, or ``_ANY_SHARE`` if only decoding can tell.
 
-    The scan vouches for a member only when the line holds the key once, unescaped and not
-    inside a string, with a plain string value: then it is the member the decoder will read.
+    The scan vouches for a member only when the line holds the key once, with a plain string
+    value and no backslash anywhere (a key spelled with escapes, or a key inside a string, needs
+    one): then it is the member the decoder will read.
     """
-    found = _MEMBER_VALUE.search(line)
-    if (
-        found is None
-        or line.count(_MEMBER_KEY) != 1
-        or b"\\u" in line  # a key may be spelled with \u escapes; the scan would miss it
-        or (found.start() > 0 and line[found.start() - 1] == 0x5C)  # a backslash: inside a string
-    ):
+    if b"\\" in line or line.count(_MEMBER_KEY) != 1:
         return _ANY_SHARE
-    return zlib.crc32(found.group(1)) % shares
+    start = line.find(_COMPACT_MEMBER)
+    if start >= 0:  # the common spelling: no space around the colon
+        start += len(_COMPACT_MEMBER)
+        end = line.find(b'"', start)
+        member = line[start:end]
+    else:
+        found = _MEMBER_VALUE.search(line)
+        if found is None:
+            return _ANY_SHARE
+        member = found.group(1)
+    return zlib.crc32(member) % shares
 
 
 def resolve_share(lines: Iterable[tuple[str, int, bytes]], share: int, shares: int) -> ShareResult:

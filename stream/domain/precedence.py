@@ -10,7 +10,7 @@ rank ("Precedence").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from stream.domain.model import Decision, Event, MemberState, Outcome
 
@@ -105,35 +105,45 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
     )
 
 
-def resolve_all(events: Sequence[Event]) -> MemberState:
+def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
     """
-    Return the state of one member after all of ``events``, in one pass.
+    Return the state of every member after all of ``events``, in one pass.
 
-    Equal to folding ``resolve`` over them (the join makes the order irrelevant), but it builds
-    one state instead of one per event: what an offline run over a whole file wants.
+    Equal to folding ``resolve`` over each member's events (the join makes the order irrelevant),
+    but it builds one state per member instead of one per event: what an offline run over a
+    whole file wants. Per member it keeps the campaign, the best decision per channel and the
+    event ids; an id's first arrival counts, as in ``resolve``.
     """
-    unique: dict[str, Event] = {}
+    joins: dict[str, tuple[list[str | None], dict[str, Decision], set[str]]] = {}
+    get = joins.get
     for event in events:
-        unique.setdefault(event.decision.event_id, event)  # as in resolve: an id's first arrival counts
-    first = events[0]
-    channels: dict[str, Decision] = {}
-    campaign_id = None
-    for event in unique.values():
-        held = channels.get(event.channel)
-        if held is None or event.decision > held:
-            channels[event.channel] = event.decision
-        if event.campaign_id is not None:
-            campaign_id = _campaign(campaign_id, event.campaign_id)
-    return _new_tuple(
-        MemberState,
-        (
-            first.member_id,
-            campaign_id,
-            max(event.decision for event in unique.values()),
-            tuple(sorted(channels.items())),
-            frozenset(unique),
-        ),
-    )
+        new = event.decision
+        held = get(event.member_id)
+        if held is None:
+            joins[event.member_id] = ([event.campaign_id], {event.channel: new}, {new.event_id})
+            continue
+        campaign, channels, event_ids = held
+        if new.event_id in event_ids:
+            continue
+        event_ids.add(new.event_id)
+        best = channels.get(event.channel)
+        if best is None or new > best:
+            channels[event.channel] = new
+        if event.campaign_id != campaign[0]:
+            campaign[0] = _campaign(campaign[0], event.campaign_id)
+    return {
+        member_id: _new_tuple(
+            MemberState,
+            (
+                member_id,
+                campaign[0],
+                max(channels.values()),
+                tuple(sorted(channels.items())) if len(channels) > 1 else tuple(channels.items()),
+                frozenset(event_ids),
+            ),
+        )
+        for member_id, (campaign, channels, event_ids) in joins.items()
+    }
 
 
 def merge(a: MemberState, b: MemberState) -> MemberState:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from stream.codec import event_from_envelope
 from stream.domain.model import Event, MemberState
-from stream.domain.precedence import merge, resolve, resolve_all
+from stream.domain.precedence import merge, resolve, resolve_members
 from stream.synthetic import member_story
 
 
@@ -72,8 +72,8 @@ def test_the_status_never_ranks_below_any_single_event(events: list[Event]) -> N
 @settings(max_examples=300)
 @given(events=member_events(), data=st.data())
 def test_resolving_all_at_once_equals_resolving_one_by_one(events: list[Event], data: st.DataObject) -> None:
-    """The offline one-pass join (resolve_all) gives exactly the incremental result, duplicates included."""
+    """The offline one-pass join (resolve_members) gives exactly the incremental result, duplicates included."""
     extra = data.draw(st.lists(st.sampled_from(events), max_size=5))
     arrival = data.draw(st.permutations(events + extra))
 
-    assert fold(arrival) == resolve_all(arrival)
+    assert {arrival[0].member_id: fold(arrival)} == resolve_members(arrival)
