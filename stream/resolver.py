@@ -48,6 +48,11 @@ class Tally:
         """Return the counts by name."""
         return dict(vars(self))
 
+    def add(self, other: Tally) -> None:
+        """Add another run's counts to these (runs over disjoint records)."""
+        for name, count in other.as_dict().items():
+            setattr(self, name, getattr(self, name) + count)
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:

@@ -98,6 +98,8 @@ def resolve_share(lines: Iterable[tuple[str, int, bytes]], share: int, shares: i
 
 
 def _decoded_owner(line: bytes, shares: int) -> int:
+    # The owner decodes such a line a second time in resolve_lines: they are rare, and keeping
+    # one decode path keeps the dead letters and counts exactly those of a single run.
     try:
         member_id = decode_event(line).member_id
     except BadEventError:
@@ -117,10 +119,14 @@ def resolve_in_processes(lines_of_share: Lines, shares: int) -> tuple[Iterator[b
     # fork: the children inherit the loaded core and its classification cache, and start at once.
     with multiprocessing.get_context("fork").Pool(shares) as pool:
         results = pool.starmap(_share_process, [(lines_of_share, share, shares) for share in range(shares)])
+    return merge_shares(results)
+
+
+def merge_shares(results: list[ShareResult]) -> tuple[Iterator[bytes], Iterator[bytes], Tally, int]:
+    """Merge what the shares found into what one process would write (see ``resolve_in_processes``)."""
     tally = Tally()
     for result in results:
-        for name, count in result.tally.as_dict().items():
-            setattr(tally, name, getattr(tally, name) + count)
+        tally.add(result.tally)
     states = (encoded for _, encoded in heapq.merge(*(r.states for r in results)))
     dead = (document for _, document in heapq.merge(*(r.dead_letters for r in results)))
     return states, dead, tally, sum(len(r.states) for r in results)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
-
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -12,7 +10,7 @@ from hypothesis import strategies as st
 from stream.codec import encode_state
 from stream.domain.model import MemberState
 from stream.resolver import Sinks, Tally, resolve_lines
-from stream.shards import resolve_share, share_of
+from stream.shards import merge_shares, resolve_share, share_of
 
 STATUSES = ["DELIVRD", "UNDELIV", "EXPIRED", "ACCEPTD", "REJECTD"]
 
@@ -67,14 +65,8 @@ def one_process(lines: list[bytes]) -> tuple[list[bytes], list[bytes], Tally]:
 def split(lines: list[bytes], shares: int) -> tuple[list[bytes], list[bytes], Tally]:
     """Return what the shares write together, merged as the parent merges them."""
     numbered = [("in.jsonl", n, line) for n, line in enumerate(lines, 1)]
-    results = [resolve_share(numbered, share, shares) for share in range(shares)]
-    tally = Tally()
-    for result in results:
-        for name, count in result.tally.as_dict().items():
-            setattr(tally, name, getattr(tally, name) + count)
-    states = [encoded for _, encoded in heapq.merge(*(r.states for r in results))]
-    dead = [document for _, document in heapq.merge(*(r.dead_letters for r in results))]
-    return states, dead, tally
+    states, dead, tally, _ = merge_shares([resolve_share(numbered, share, shares) for share in range(shares)])
+    return list(states), list(dead), tally
 
 
 @settings(max_examples=300, deadline=None)
