@@ -36,6 +36,7 @@ _MEMBER_KEY = b'"member_id"'
 _MEMBER_VALUE = re.compile(rb'"member_id"\s*:\s*"([^"]*)"')
 _COMPACT_MEMBER = b'"member_id":"'
 _ANY_SHARE = -1
+_BACKSLASH = 0x5C  # an int: `in` is then a memchr, several times faster than a bytes needle
 
 
 @dataclass
@@ -55,15 +56,17 @@ def share_of(line: bytes, shares: int) -> int:
     value and no backslash anywhere (a key spelled with escapes, or a key inside a string, needs
     one): then it is the member the decoder will read.
     """
-    if b"\\" in line or line.count(_MEMBER_KEY) != 1:
+    # Plain byte searches, each line scanned about once: this runs for every line in every process.
+    if _BACKSLASH in line:
         return _ANY_SHARE
-    start = line.find(_COMPACT_MEMBER)
-    if start >= 0:  # the common spelling: no space around the colon
-        start += len(_COMPACT_MEMBER)
-        end = line.find(b'"', start)
-        member = line[start:end]
+    first = line.find(_MEMBER_KEY)
+    if first < 0 or line.find(_MEMBER_KEY, first + len(_MEMBER_KEY)) >= 0:
+        return _ANY_SHARE
+    start = first + len(_COMPACT_MEMBER)
+    if line.startswith(_COMPACT_MEMBER, first):  # the common spelling: no space around the colon
+        member = line[start : line.find(b'"', start)]
     else:
-        found = _MEMBER_VALUE.search(line)
+        found = _MEMBER_VALUE.search(line, first)
         if found is None:
             return _ANY_SHARE
         member = found.group(1)
