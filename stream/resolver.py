@@ -72,6 +72,11 @@ class DeadLetter:
         return {**self.origin, "error": error, **raw}
 
 
+def record_of(line: bytes) -> bytes | None:
+    """Return a JSON-lines record: the line without its line end, or None for a blank line (skipped)."""
+    return line.rstrip(b"\r\n") if line.strip() else None
+
+
 def events_of(record: bytes, record_format: str) -> Iterator[Event | DeadLetter]:
     """Decode one record (an envelope line, or a SendGrid body) into events and dead letters."""
     if record_format == "envelope":
