@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from stream.domain.catalog import ADDITION_BY_CODE, CHANNEL_CODES, CHANNELS, MESSAGE_TYPES, range_of
-from stream.domain.classify import SOURCES, classify, default_channel
+from stream.domain.classify import SOURCES, classify, default_channel, receipt_stat
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState, Outcome
 from stream.domain.precedence import decision
@@ -134,9 +134,14 @@ def _outcome(source: object, channel: object, status: object, message_type: obje
     # The types are part of the key: True == 1 and 1.0 == 1 would otherwise pass as a code.
     key = (source, channel, status, message_type, type(status), type(message_type))
     try:
-        return _OUTCOME_CACHE[key]
-    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) field; validated below
-        pass
+        found = _OUTCOME_CACHE.get(key)
+    except TypeError:  # an unhashable (so invalid) field; validated below
+        found = None
+    if found is not None:
+        return found
+    stat = _receipt_stat(source, status)
+    if stat is not None:  # a whole delivery receipt, unique to its message: classify (and cache) its stat
+        return _outcome(source, channel, stat, message_type)
     if not isinstance(source, str):
         raise _missing_or_bad("source", source, "one of " + ", ".join(SOURCES))
     if source not in SOURCES:
@@ -150,10 +155,18 @@ def _outcome(source: object, channel: object, status: object, message_type: obje
     elif channel not in CHANNELS:
         raise BadEventError("bad_field", "channel", f"{channel!r} is not a channel; channels: {', '.join(CHANNELS)}")
     found = (source, str(channel), classify(source, str(channel), status, _message_type(message_type)))
-    if len(_OUTCOME_CACHE) >= _OUTCOME_CACHE_LIMIT:  # whole SMPP receipts are unique: do not hoard them
+    if len(_OUTCOME_CACHE) >= _OUTCOME_CACHE_LIMIT:  # statuses unique per message must not grow it unbounded
         _OUTCOME_CACHE.clear()
     _OUTCOME_CACHE[key] = found
     return found
+
+
+def _receipt_stat(source: object, status: object) -> str | None:
+    # The same stat classify would read from an SMPP receipt, or None if this is no receipt.
+    if source != "smpp" or type(status) is not str or "stat:" not in status.lower():
+        return None
+    stat = receipt_stat(status)
+    return None if stat == status else stat
 
 
 def derived_event_id(envelope: dict[str, Any]) -> str:
@@ -195,17 +208,23 @@ def format_time(epoch_ms: int) -> str:
     day, ms_of_day = divmod(epoch_ms, _MS_PER_DAY)
     date = _DATES.get(day)
     if date is None:
-        date = _DATES[day] = datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
-    seconds, ms = divmod(ms_of_day, 1000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{ms:03d}Z"
+        date = _DATES[day] = datetime.fromtimestamp(day * 86_400, UTC).date().isoformat() + "T"
+    second_of_day, ms = divmod(ms_of_day, 1000)
+    clock = _CLOCKS.get(second_of_day)
+    if clock is None:
+        minutes, second = divmod(second_of_day, 60)
+        hour, minute = divmod(minutes, 60)
+        clock = _CLOCKS[second_of_day] = f"{hour:02d}:{minute:02d}:{second:02d}."
+    return date + clock + _MILLISECONDS[ms]
 
 
-# A resolved state is encoded once per member and per change: its date part and its channel
-# entries repeat across members, so they are built once (the encoder was a sixth of a run).
+# A resolved state is encoded once per member and per change: its date, clock and millisecond
+# parts and its channel entries repeat across members, so they are built once (the encoder was a
+# sixth of a run).
 _MS_PER_DAY = 86_400_000
 _DATES: dict[int, str] = {}
+_CLOCKS: dict[int, str] = {}  # at most 86,400
+_MILLISECONDS = [f"{ms:03d}Z" for ms in range(1000)]
 _CHANNEL_DOCUMENTS: dict[tuple[str, int, bool], dict[str, Any]] = {}
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -57,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     observer, write_metrics = _metrics(args.metrics)
     out = sys.stdout.buffer
     with ExitStack() as stack:
-        stack.enter_context(_rare_collections())
         dlq: IO[bytes] = stack.enter_context(open(args.dlq, "wb")) if args.dlq else sys.stderr.buffer
         jobs = _jobs(args)
         if jobs > 1:
@@ -92,19 +89,6 @@ def _resolve_here(
         for member_id in sorted(states):
             out.write(encode_state(states[member_id]) + b"\n")
     return tally, len(states)
-
-
-@contextlib.contextmanager
-def _rare_collections() -> Iterator[None]:
-    # A run builds millions of small objects that live to the end and form no cycles; with the
-    # default thresholds the cyclic collector walks them over and over (about a sixth of a run).
-    # Young collections still happen, for the few cycles a dead letter's traceback makes.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 1000)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def _jobs(args: argparse.Namespace) -> int:
