@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, repeat
 from multiprocessing.pool import AsyncResult
 from multiprocessing.sharedctypes import Synchronized
-from operator import add, eq, lt, sub
+from operator import add, eq, lt
 from typing import Any
 
 import orjson
@@ -64,12 +64,15 @@ class Chunk:
 
 @dataclass
 class Routed:
-    """Where one chunk's records go: per share, each record's line within the chunk and its bytes in the file."""
+    """Where one chunk's lines are in the file and which share each belongs to."""
 
-    lines: int  # physical lines in the chunk, blank ones included (they count in line numbers)
-    indexes: list[array[int]]
-    starts: list[array[int]]
-    ends: list[array[int]]  # a record may still end with "\r" here: owned_lines strips it
+    owners: array[int]  # per line of the chunk: its share, or _NO_SHARE for a blank line
+    starts: array[int]  # per line, where it starts in the file; then where the next line would
+
+    @property
+    def lines(self) -> int:
+        """The chunk's physical lines, blank ones included (they count in line numbers)."""
+        return len(self.owners)
 
 
 @dataclass
@@ -97,6 +100,26 @@ def share_of(line: bytes, shares: int) -> int:
         return _ANY_SHARE
     start = first + len(_COMPACT_MEMBER)
     return zlib.crc32(line[start : line.find(b'"', start)]) % shares
+
+
+def _plain_owners(chunk: bytes, lines: Sequence[bytes], shares: int) -> list[int] | None:
+    # share_of for every line at once, when the whole chunk lets the per-line checks go: no
+    # backslash anywhere, every key compact, and as many keys as lines holding one (so no line
+    # holds two). None if the chunk is not that plain.
+    keys = chunk.count(_MEMBER_KEY)
+    if _BACKSLASH in chunk or chunk.count(_COMPACT_MEMBER) != keys:
+        return None
+    owners: list[int] = []
+    keyed = 0
+    for line in lines:
+        first = line.find(_COMPACT_MEMBER)
+        if first < 0:
+            owners.append(_ANY_SHARE)
+            continue
+        keyed += 1
+        start = first + len(_COMPACT_MEMBER)
+        owners.append(zlib.crc32(line[start : line.find(b'"', start)]) % shares)
+    return owners if keyed == keys else None
 
 
 def plan_chunks(paths: Sequence[str], chunks_per_file: int, chunk_bytes: int = CHUNK_BYTES) -> list[Chunk]:
@@ -129,21 +152,17 @@ def chunk_lines(chunk: bytes) -> list[bytes]:
     return lines
 
 
-def route(lines: Sequence[bytes], start: int, shares: int) -> Routed:
-    """Return the share of each record among a chunk's ``lines``, which begin at byte ``start`` (blank ones: none)."""
-    owners = [share_of(line, shares) for line in lines]  # a line end does not change what the scan finds
+def route(chunk: bytes, start: int, shares: int) -> Routed:
+    """Return the share of each record of a chunk (see ``Chunk``) that begins at byte ``start`` (blank lines: none)."""
+    lines = chunk_lines(chunk)
+    owners = _plain_owners(chunk, lines, shares)
+    if owners is None:
+        owners = [share_of(line, shares) for line in lines]  # a line end does not change what the scan finds
     for index in compress(count(), map(lt, owners, repeat(0))):
         record = record_of(lines[index])
         owners[index] = _NO_SHARE if record is None else _decoded_owner(record, shares)
-    line_starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=start))
-    line_ends = list(map(sub, line_starts[1:], repeat(1)))  # the "\n", or the end of the file
-    routed = Routed(len(lines), [], [], [])
-    for share in range(shares):
-        mine = list(map(eq, owners, repeat(share)))
-        routed.indexes.append(array("q", compress(count(), mine)))
-        routed.starts.append(array("q", compress(line_starts, mine)))
-        routed.ends.append(array("q", compress(line_ends, mine)))
-    return routed
+    starts = array("q", accumulate(map(add, map(len, lines), repeat(1)), initial=start))
+    return Routed(array("h", owners), starts)
 
 
 def resolve_owned(lines: ShareLines) -> ShareResult:
@@ -221,13 +240,14 @@ class ShareLines:
             if chunk.file != self.file:
                 self.file, lines_before = chunk.file, 0
             data, first = self.files[chunk.path], lines_before + 1
-            indexes, starts, ends = found.indexes[share], found.starts[share], found.ends[share]
-            for block in range(0, len(indexes), _PROGRESS_EVERY):  # blocks: a report now and then, not per line
-                window = slice(block, block + _PROGRESS_EVERY)
-                for index, start, end in zip(indexes[window], starts[window], ends[window], strict=True):
-                    yield chunk.path, first + index, data[start:end].rstrip(b"\r")
+            owners, starts = found.owners, found.starts
+            mine = list(compress(count(), map(eq, owners, repeat(share))))
+            for block in range(0, len(mine), _PROGRESS_EVERY):  # blocks: a report now and then, not per line
+                window = mine[block : block + _PROGRESS_EVERY]
+                for index in window:  # a line ends one byte before the next starts (at its "\n")
+                    yield chunk.path, first + index, data[starts[index] : starts[index + 1] - 1].rstrip(b"\r")
                 if self.report is not None:
-                    self.report(len(indexes[window]))
+                    self.report(len(window))
             lines_before += found.lines
 
 
@@ -252,7 +272,7 @@ def _decoded_owner(record: bytes, shares: int) -> int:
 def _route_chunk(chunk: Chunk, shares: int) -> Routed:
     with open(chunk.path, "rb") as handle:
         handle.seek(chunk.start)
-        return route(chunk_lines(handle.read(chunk.end - chunk.start)), chunk.start, shares)
+        return route(handle.read(chunk.end - chunk.start), chunk.start, shares)
 
 
 def _resolve_share(chunks: Sequence[Chunk], routed: Sequence[Routed], share: int) -> ShareResult:

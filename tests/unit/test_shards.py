@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from stream.codec import encode_state
 from stream.domain.model import MemberState
 from stream.resolver import Sinks, Tally, record_of, resolve_lines
-from stream.shards import Chunk, ShareLines, chunk_lines, merge_shares, plan_chunks, resolve_owned, route, share_of
+from stream.shards import Chunk, ShareLines, merge_shares, plan_chunks, resolve_owned, route, share_of
 
 STATUSES = ["DELIVRD", "UNDELIV", "EXPIRED", "ACCEPTD", "REJECTD"]
 
@@ -97,7 +97,7 @@ def split(files: list[bytes], cuts: list[int], shares: int) -> tuple[list[bytes]
         for end in sorted(ends):
             if end > start:
                 chunks.append(Chunk(file, f"f{file}", start, end))
-                routed.append(route(chunk_lines(data[start:end]), start, shares))
+                routed.append(route(data[start:end], start, shares))
                 start = end
     by_path = {f"f{file}": data for file, data in enumerate(files)}
     results = [resolve_owned(ShareLines(chunks, routed, share, by_path)) for share in range(shares)]
