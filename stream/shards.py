@@ -6,16 +6,17 @@ passes over the files, each spread over the processes:
 
 1. Route: each process takes a byte range of a file (a ``Chunk``, cut at line ends) and finds
    which share each of its lines belongs to, by a byte scan much cheaper than decoding
-   (``share_of``). It returns where the lines are, not the lines: offsets are small to send.
-2. Resolve: each process reads the lines of one share from the (memory-mapped) files, in input
-   order, and resolves them with the same loop as a single run; it returns its members' states
-   already encoded and sorted, and its dead letters. The parent merges them by member and by input
-   position. No member state crosses a process boundary.
+   (``share_of``; for a plain chunk, counts over the whole chunk vouch for every line at once).
+   It returns one small integer per line and where each line starts, not the lines.
+2. Resolve: each process reads the lines of one share from memory maps of the files, in input
+   order (``ShareLines``), and resolves them with the same loop as a single run; it returns its
+   members' states already encoded and sorted, and its dead letters. The parent merges them by
+   member and by (file, line). No member state crosses a process boundary.
 
-A line whose member the scan cannot vouch for (no string ``member_id``, the key twice, escapes)
-is decoded to find its member; one that does not decode goes to share 0, which dead-letters it.
-So each line is applied or dead-lettered exactly once, and the output is byte-identical to a
-single run (tested).
+A line whose member the scan cannot vouch for (no string ``member_id``, the key twice or spaced,
+escapes) is decoded to find its member; one that does not decode goes to share 0, which
+dead-letters it. So each line is applied or dead-lettered exactly once, and the output is
+byte-identical to a single run (tested).
 """
 
 from __future__ import annotations
