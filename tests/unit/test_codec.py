@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 import jsonschema
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.codec import decode_event, encode_state, event_from_envelope, format_time, parse_time
+from stream.codec import decode_event, encode_state, event_from_envelope, format_time, parse_time, state_document
 from stream.domain.errors import BadEventError
+from stream.domain.model import Event
 from stream.domain.precedence import resolve
 from stream.sendgrid import envelopes_from_body
+from tests.unit.test_precedence_properties import member_events
 
 GOOD = {"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": "2024-01-01T12:00:00Z"}
 
@@ -151,3 +154,20 @@ def test_updated_at_is_rfc3339_utc_with_milliseconds_for_any_time(epoch_ms: int)
     """The cached, hand-rolled formatter agrees with datetime's own formatting."""
     moment = datetime.fromtimestamp(epoch_ms // 1000, UTC).replace(microsecond=epoch_ms % 1000 * 1000)
     assert moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") == format_time(epoch_ms)
+
+
+@settings(max_examples=300)
+@given(
+    events=member_events(),
+    member_id=st.text(min_size=1, max_size=8),
+    campaign_id=st.none() | st.text(max_size=8),
+)
+def test_an_encoded_state_is_exactly_its_document_as_orjson_writes_it(
+    events: list[Event], member_id: str, campaign_id: str | None
+) -> None:
+    """The piecewise encoder (cached status/channels JSON) writes the bytes of the whole document."""
+    state = reduce(resolve, events, None)
+    assert state is not None
+    state = state._replace(member_id=member_id, campaign_id=campaign_id)
+    for _ in range(2):  # built once, then from the cache
+        assert orjson.dumps(state_document(state)) == encode_state(state)
