@@ -126,25 +126,23 @@ def test_codes_prints_the_catalog_as_table_and_json(statusflow: Runner) -> None:
 def test_jobs_split_the_work_by_member_and_write_exactly_what_one_process_writes(
     statusflow: Runner, tmp_path: Path
 ) -> None:
-    """Two files, duplicates across them, bad lines: --jobs 3 gives the bytes --jobs 1 gives, everywhere."""
+    """Files (one given twice), CRLF, blank lines, duplicates, bad lines: --jobs 3 writes what --jobs 1 writes."""
     events = [orjson.dumps(e) for e in stream(500, 6, seed=12, duplicates=0.2)]
     bad = [b"{broken", b'{"member_id":"m1","source":"pigeon","status":"x","occurred_at":1}', b'{"member_id":7}']
-    (tmp_path / "a.jsonl").write_bytes(b"\n".join(events[:1500] + bad) + b"\n")
-    (tmp_path / "b.jsonl").write_bytes(b"\n".join(bad + events[1500:]) + b"\n")
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join([*events[:700], b"", b"  ", *events[700:1500], *bad]) + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(b"\r\n".join(bad + events[1500:]))  # CRLF, no line end at the end
+    files = [str(tmp_path / name) for name in ("a.jsonl", "b.jsonl", "a.jsonl")]
     runs = {}
     for jobs in ("1", "3"):
         dlq = tmp_path / f"dlq-{jobs}.jsonl"
-        runs[jobs] = (
-            statusflow(
-                "resolve", "--jobs", jobs, "--dlq", str(dlq), str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
-            ),
-            dlq.read_bytes(),
-        )
+        runs[jobs] = (statusflow("resolve", "--jobs", jobs, "--dlq", str(dlq), *files), dlq.read_bytes())
 
     (single, single_dlq), (split, split_dlq) = runs["1"], runs["3"]
     assert (0, 0) == (single.returncode, split.returncode)
     assert single.stdout == split.stdout
     assert single_dlq == split_dlq
-    assert 6 == len(jsonl(split_dlq))
+    assert [("a.jsonl", 1503), ("b.jsonl", 1), ("a.jsonl", 1503)] == [
+        (Path(d["file"]).name, d["line"]) for d in jsonl(split_dlq)[::3]
+    ]
     assert single.stderr == split.stderr  # the summary: same counts
     assert 2 == statusflow("resolve", "--jobs", "-1", str(tmp_path / "a.jsonl")).returncode
