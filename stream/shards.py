@@ -283,7 +283,7 @@ def _resolve_share(chunks: Sequence[Chunk], routed: Sequence[Routed], share: int
 
 
 def _mapped(path: str) -> mmap.mmap:
-    # A map of the whole file: owned_lines slices out a share's lines without reading the others'.
+    # A map of the whole file: ShareLines slices out a share's lines without reading the others'.
     with open(path, "rb") as handle:
         return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
 
