@@ -218,24 +218,12 @@ def format_time(epoch_ms: int) -> str:
     return date + clock + _MILLISECONDS[ms]
 
 
-# A resolved state is encoded once per member and per change: its date, clock and millisecond
-# parts and its channel entries repeat across members, so they are built once (the encoder was a
-# sixth of a run).
+# A resolved state is encoded once per member and per change: the date, clock and millisecond
+# parts of its time repeat across members, so they are built once (the encoder was a sixth of a run).
 _MS_PER_DAY = 86_400_000
 _DATES: dict[int, str] = {}
 _CLOCKS: dict[int, str] = {}  # at most 86,400
 _MILLISECONDS = [f"{ms:03d}Z" for ms in range(1000)]
-_CHANNEL_DOCUMENTS: dict[tuple[str, int, bool], dict[str, Any]] = {}
-
-
-def _channel_document(channel: str, outcome: Outcome) -> dict[str, Any]:
-    key = (channel, outcome.channel_status, outcome.final)
-    document = _CHANNEL_DOCUMENTS.get(key)
-    if document is None:
-        code = outcome.channel_status
-        document = {"code": code, "shortcode": CHANNEL_CODES[channel][code].shortcode, "final": outcome.final}
-        _CHANNEL_DOCUMENTS[key] = document
-    return document
 
 
 def state_document(state: MemberState) -> dict[str, Any]:
@@ -246,7 +234,14 @@ def state_document(state: MemberState) -> dict[str, Any]:
         "member_id": state.member_id,
         "campaign_id": state.campaign_id,
         "status": _STATUS_DOCUMENTS[outcome.code],
-        "channels": {channel: _channel_document(channel, held.outcome) for channel, held in state.channels},
+        "channels": {
+            channel: {
+                "code": held.outcome.channel_status,
+                "shortcode": CHANNEL_CODES[channel][held.outcome.channel_status].shortcode,
+                "final": held.outcome.final,
+            }
+            for channel, held in state.channels
+        },
         "final": outcome.final,
         "updated_at": format_time(-status.earliness),
         "events": len(state.event_ids),
@@ -260,7 +255,11 @@ def encode_state(state: MemberState) -> bytes:
     status = state.status
     outcome = status.outcome
     channels = state.channels
-    key = (outcome.code, outcome.final, *((channel, held.outcome[1:3]) for channel, held in channels))
+    key = (
+        outcome.code,
+        outcome.final,
+        *((channel, held.outcome.channel_status, held.outcome.final) for channel, held in channels),
+    )
     middle = _STATE_MIDDLES.get(key)
     if middle is None:
         if len(_STATE_MIDDLES) >= _OUTCOME_CACHE_LIMIT:  # bounded by the catalogue in practice; be sure

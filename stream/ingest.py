@@ -102,7 +102,6 @@ class RawIngest(Service):
                     packs[partition_of(item.member_id.encode(), s.partitions)].append(records.event_fields(item))
         await self.send_batches(s.by_member_topic, [(p, None, orjson.dumps(events)) for p, events in packs.items()])
         await self.producer.flush()
-        await self.report_lag()
 
     async def send_batches(self, topic: str, items: list[tuple[int, bytes | None, bytes]]) -> None:
         """

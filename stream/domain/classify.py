@@ -44,9 +44,10 @@ def _index(table: vocab.Vocabulary) -> dict[str | int, vocab.Entry]:
     return {normalise(key): entry for key, entry in table.items()}
 
 
-_VOCABULARIES: dict[tuple[str, str | None], dict[str | int, vocab.Entry]] = {
-    **{(source, None): _index(table) for source, table in vocab.BY_SOURCE.items()},
-    **{("dce", channel): _index(table) for channel, table in vocab.DCE.items()},
+_VOCABULARIES: dict[tuple[str, str], dict[str | int, vocab.Entry]] = {
+    (source, channel): _index(vocab.table(source, channel))
+    for source, channels in vocab.SOURCE_CHANNELS.items()
+    for channel in channels
 }
 
 
@@ -108,7 +109,7 @@ def _classify(source: str, channel: str, key: str | int, reminder: bool, raw: st
         raise BadEventError(
             "unsupported_channel", "channel", f"source {source!r} reports {'/'.join(channels)}, not channel {channel!r}"
         )
-    table = _VOCABULARIES[(source, channel if source == "dce" else None)]
+    table = _VOCABULARIES[(source, channel)]
     entry = table.get(key)
     if entry is None:
         scope = f"{source} {channel}" if source == "dce" else source
