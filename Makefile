@@ -21,7 +21,6 @@ tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v mvn >/dev/null && command -v java >/dev/null || { \
 	  echo "installing Debian packages: prometheus maven openjdk-17-jre-headless"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus maven openjdk-17-jre-headless >/dev/null; }
-	@pkill -x prometheus 2>/dev/null || true  # the package starts a system instance on :9090; tests run their own
 
 ## The main job on the embedded default: local Kafka, the worker, a replayed sample stream, live statuses
 run: install tools

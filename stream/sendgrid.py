@@ -13,19 +13,21 @@ from typing import Any
 
 import orjson
 
+from stream.codec import json_error
 from stream.domain.errors import BadEventError
 
 # Event fields worth keeping as the envelope's detail (reasons, bounce type, SMTP response).
 _DETAIL_FIELDS = ("reason", "type", "status", "response", "attempt", "bounce_classification", "url", "asm_group_id")
 
 
-def envelopes_from_body(body: bytes | str) -> list[dict[str, Any] | BadEventError]:
+def envelopes_from_body(body: bytes | str) -> list[tuple[object, dict[str, Any] | BadEventError]]:
     """
     Split one webhook body into envelopes, one per event, in order.
 
     Returns:
-        For each event either its envelope or the error that makes it unusable, so one bad event
-        does not take its neighbours down with it.
+        For each event, the event as sent and either its envelope or the error that makes it
+        unusable, so one bad event does not take its neighbours down with it (and its dead letter
+        can carry that event alone, not the whole body).
 
     Raises:
         BadEventError: the body as a whole is not a JSON array (or a single event object).
@@ -34,14 +36,14 @@ def envelopes_from_body(body: bytes | str) -> list[dict[str, Any] | BadEventErro
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise BadEventError("malformed_json", "", f"SendGrid body is not valid JSON: {error}") from None
+        raise json_error(body, error, "SendGrid body is not valid JSON") from None
     if isinstance(parsed, dict):
         parsed = [parsed]
     if not isinstance(parsed, list):
         raise BadEventError(
             "not_an_object", "", f"a SendGrid body is a JSON array of events, got {type(parsed).__name__}"
         )
-    return [_envelope(index, event) for index, event in enumerate(parsed)]
+    return [(event, _envelope(index, event)) for index, event in enumerate(parsed)]
 
 
 def _envelope(index: int, event: object) -> dict[str, Any] | BadEventError:

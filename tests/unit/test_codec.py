@@ -140,7 +140,7 @@ def test_a_sendgrid_body_becomes_one_envelope_per_event_and_keeps_bad_events_apa
             {"event": "open", "timestamp": 1_704_110_400, "sg_event_id": "e2"},
         ]
     )
-    first, second = envelopes_from_body(body)
+    (_, first), (_, second) = envelopes_from_body(body)
 
     assert isinstance(first, dict)
     assert ("blocked", "e1", "email") == (first["status"], first["event_id"], first["channel"])
