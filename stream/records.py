@@ -7,6 +7,7 @@ they must carry what the public state leaves out (each decision's event, the set
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
@@ -42,8 +43,21 @@ def decode_pack(raw: bytes) -> list[Event]:
     return [event_from_fields(fields) for fields in orjson.loads(raw)]
 
 
+# States beyond this size are stored zlib-compressed behind a one-byte frame: event ids (the
+# bulk of a large state) compress about fivefold, and a JSON array never starts with this byte.
+COMPRESS_FROM = 64 * 1024
+_COMPRESSED = b"z"
+
+
 def encode_state(state: MemberState) -> bytes:
     """Return a member state as bytes for the table changelog."""
+    encoded = _encode_state(state)
+    if len(encoded) > COMPRESS_FROM:
+        return _COMPRESSED + zlib.compress(encoded, 1)
+    return encoded
+
+
+def _encode_state(state: MemberState) -> bytes:
     return orjson.dumps(
         [
             state.member_id,
@@ -57,6 +71,8 @@ def encode_state(state: MemberState) -> bytes:
 
 def decode_state(raw: bytes) -> MemberState:
     """Return the state ``encode_state`` wrote."""
+    if raw[:1] == _COMPRESSED:
+        raw = zlib.decompress(raw[1:])
     member_id, campaign_id, status, channels, event_ids = orjson.loads(raw)
     return MemberState(
         member_id,
