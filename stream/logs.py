@@ -42,7 +42,7 @@ class RateLimit(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Return whether ``record`` is written; annotate it with the count of repeats held back."""
-        if record.levelno > logging.INFO and any(word in str(record.msg) for word in _EXPECTED):
+        if record.levelno > logging.INFO and any(word in record.getMessage() for word in _EXPECTED):
             record.levelno, record.levelname = logging.INFO, "INFO"
         if record.levelno < self.threshold:
             return False

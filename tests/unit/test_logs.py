@@ -54,7 +54,7 @@ def test_distinct_messages_are_limited_independently() -> None:
 
 def test_a_fresh_brokers_coordinator_not_available_is_not_an_error() -> None:
     """Clients retry GroupCoordinatorNotAvailable by design: it is demoted to INFO and hidden at WARNING."""
-    line = record("Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError")
+    line = record("Group Coordinator Request failed: %s", "[Error 15] GroupCoordinatorNotAvailableError")
 
     assert not RateLimit(clock=Clock()).filter(line)
     assert "INFO" == line.levelname
