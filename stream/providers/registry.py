@@ -10,13 +10,14 @@ to ``PROVIDERS``. Importing this module registers each provider's vocabulary wit
 from __future__ import annotations
 
 from stream.domain import vocab
-from stream.providers import sendgrid, ses, twilio
+from stream.providers import mailgun, sendgrid, ses, twilio
 from stream.providers.base import Provider
 
 PROVIDERS: dict[str, Provider] = {
     "sendgrid": sendgrid,
     "twilio": twilio,
     "ses": ses,
+    "mailgun": mailgun,
 }
 
 # "envelope" is statusflow's own format (schemas/envelope.v1.json): one event per line or record.
