@@ -10,7 +10,7 @@ to ``PROVIDERS``. Importing this module registers each provider's vocabulary wit
 from __future__ import annotations
 
 from stream.domain import vocab
-from stream.providers import mailgun, sendgrid, ses, twilio, whatsapp
+from stream.providers import infobip, mailgun, sendgrid, ses, twilio, whatsapp
 from stream.providers.base import Provider
 
 PROVIDERS: dict[str, Provider] = {
@@ -18,6 +18,7 @@ PROVIDERS: dict[str, Provider] = {
     "twilio": twilio,
     "ses": ses,
     "mailgun": mailgun,
+    "infobip": infobip,
     "whatsapp": whatsapp,
 }
 
