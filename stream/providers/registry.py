@@ -10,7 +10,7 @@ to ``PROVIDERS``. Importing this module registers each provider's vocabulary wit
 from __future__ import annotations
 
 from stream.domain import vocab
-from stream.providers import infobip, mailgun, postmark, sendgrid, ses, twilio, whatsapp
+from stream.providers import infobip, mailgun, postmark, sendgrid, ses, twilio, vonage, whatsapp
 from stream.providers.base import Provider
 
 PROVIDERS: dict[str, Provider] = {
@@ -20,6 +20,7 @@ PROVIDERS: dict[str, Provider] = {
     "mailgun": mailgun,
     "infobip": infobip,
     "whatsapp": whatsapp,
+    "vonage": vonage,
     "postmark": postmark,
 }
 
