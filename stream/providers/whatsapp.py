@@ -91,9 +91,14 @@ def _envelope(index: int, status: object) -> dict[str, Any] | BadEventError:
         source=SOURCE,
         channel="whatsapp",
         status=code if name == "failed" and isinstance(code, int) and code in VOCABULARY else name,
-        occurred_at=status.get("timestamp"),
+        occurred_at=_epoch(status.get("timestamp")),
         member=member,
         event_id=f"{message_id}:{name}" if message_id else None,
         message_id=message_id,
         detail={"status": name, "error_code": code, "error_title": error.get("title")},
     )
+
+
+def _epoch(value: object) -> object:
+    # Meta sends epoch seconds as a digit string; an integer says the same without ambiguity.
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 19 else value

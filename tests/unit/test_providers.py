@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
 from stream.domain import classify, vocab
+from stream.domain.errors import REASONS
+from stream.domain.model import Event
 from stream.metrics import Metrics
 from stream.providers import registry
+from stream.resolver import events_of
 from stream.topics import topic_specs
 from tests.conftest import ROOT, load_schema
 
@@ -74,3 +82,38 @@ def test_neither_the_core_nor_the_providers_import_io_libraries_and_the_core_imp
                 for name in names:
                     assert name.split(".")[0] not in forbidden, (path, name)
                     assert not name.startswith(also), (path, name)
+
+
+@pytest.mark.parametrize("name", list(registry.PROVIDERS))
+def test_every_envelope_a_provider_makes_validates_against_the_envelope_schema(
+    name: str, validate: Callable[[str, Any], None]
+) -> None:
+    """What a decoder hands the core is a documented envelope, provider ids included."""
+    from tests.integration.test_cli_resolve import PROVIDER_BODIES
+
+    envelopes = [
+        envelope
+        for line in PROVIDER_BODIES[name][0]
+        for _, envelope in registry.provider(name).envelopes_from_body(line)
+        if isinstance(envelope, dict)
+    ]
+
+    assert envelopes
+    for envelope in envelopes:
+        validate("envelope.v1.json", envelope)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(list(registry.PROVIDERS)),
+    body=st.binary(max_size=200)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=20,
+    ).map(orjson.dumps),
+)
+def test_no_body_makes_a_provider_decoder_raise(name: str, body: bytes) -> None:
+    """Any bytes or any JSON become events or dead letters with a known reason, never an exception."""
+    for item in events_of(body, name):
+        assert isinstance(item, Event) or item.error.reason in REASONS
