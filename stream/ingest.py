@@ -30,7 +30,7 @@ from stream.config import Settings
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.metrics import Metrics
-from stream.resolver import DeadLetter, events_of
+from stream.resolver import FORMATS, DeadLetter, events_of
 from stream.topics import CHANGELOG_MAX_BYTES
 from stream.writer import Record, Writer
 
@@ -70,12 +70,12 @@ def partition_of(member_id: bytes, partitions: int) -> int:
 
 
 class RawIngest(Service):
-    """The consumer of the raw topics (envelopes and SendGrid bodies)."""
+    """The consumer of the raw topics (envelopes, and each provider format's webhook bodies)."""
 
     def __init__(self, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.formats = {settings.events_topic: "envelope", settings.sendgrid_topic: "sendgrid"}
+        self.formats = {settings.raw_topic(name): name for name in FORMATS}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.writer: Writer | None = None

@@ -20,9 +20,9 @@ from stream.codec import decode_event, event_from_envelope
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
 from stream.domain.precedence import merge, resolve, resolve_members
-from stream.sendgrid import envelopes_from_body
+from stream.providers import registry
 
-FORMATS = ("envelope", "sendgrid")
+FORMATS = registry.FORMATS  # "envelope" and every provider format
 
 
 class Observer(Protocol):
@@ -124,7 +124,7 @@ def record_of(line: bytes) -> bytes | None:
 
 
 def events_of(record: bytes | None, record_format: str) -> Iterator[Event | DeadLetter]:
-    """Decode one record (an envelope line, or a SendGrid body) into events and dead letters."""
+    """Decode one record (an envelope line, or a provider's webhook body) into events and dead letters."""
     if not record:
         what = "a null value (a tombstone)" if record is None else "no bytes"
         yield DeadLetter(record, BadEventError("empty_record", "", f"the record is {what}: no event to resolve"))
@@ -135,8 +135,9 @@ def events_of(record: bytes | None, record_format: str) -> Iterator[Event | Dead
         except BadEventError as error:
             yield DeadLetter(record, error)
         return
+    source = registry.provider(record_format)
     try:
-        envelopes = envelopes_from_body(record)
+        envelopes = source.envelopes_from_body(record)
     except BadEventError as error:
         yield DeadLetter(record, error)
         return
@@ -147,7 +148,7 @@ def events_of(record: bytes | None, record_format: str) -> Iterator[Event | Dead
         try:
             yield event_from_envelope(envelope)
         except BadEventError as error:
-            where = BadEventError(error.reason, error.field, f"{error.message} (SendGrid event {index})")
+            where = BadEventError(error.reason, error.field, f"{error.message} ({source.NAME} event {index})")
             yield DeadLetter(orjson.dumps(event), where, {"index": index})
 
 

@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from stream.config import Settings
+from stream.providers.registry import FORMATS
 
 # The resolved state is a table of the latest value per member: compaction keeps exactly that.
 _COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
@@ -28,8 +29,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     """Return the topics the worker reads and writes, with partitions and configs."""
     n = settings.partitions
     return [
-        NewTopic(settings.events_topic, n, 1, topic_configs=_RAW),
-        NewTopic(settings.sendgrid_topic, n, 1, topic_configs=_RAW),
+        *[NewTopic(settings.raw_topic(name), n, 1, topic_configs=_RAW) for name in FORMATS],
         NewTopic(settings.by_member_topic, n, 1),
         NewTopic(settings.output_topic, n, 1, topic_configs=_COMPACTED),
         NewTopic(settings.dlq_topic, n, 1, topic_configs=_DLQ),

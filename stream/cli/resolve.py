@@ -25,7 +25,10 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("resolve", help="resolve events from JSON-lines files (or stdin) to member states")
     parser.add_argument("files", nargs="*", default=["-"], metavar="FILE", help="JSON-lines input; '-' is stdin")
     parser.add_argument(
-        "--format", choices=FORMATS, default="envelope", help="envelope lines, or SendGrid webhook bodies"
+        "--format",
+        choices=FORMATS,
+        default="envelope",
+        help="envelope lines, or one provider webhook body per line (see README, Providers)",
     )
     parser.add_argument("--changes", action="store_true", help="write every state change, not the final states")
     parser.add_argument(
@@ -42,7 +45,7 @@ def add_parser(commands: Any) -> None:
         default=0,
         metavar="N",
         help="processes, split by member (default: one per CPU for files of 16 MB or more; "
-        "always 1 with stdin, --changes, --metrics or --format sendgrid)",
+        "always 1 with stdin, --changes, --metrics or a provider --format)",
     )
     parser.set_defaults(run=run)
 
@@ -107,7 +110,7 @@ def _resolve_here(
 
 def _jobs(args: argparse.Namespace) -> int:
     if "-" in args.files or args.changes or args.metrics or args.format != "envelope":
-        return 1  # one stream of changes, one registry, one reader of stdin; SendGrid bodies hold many members
+        return 1  # one stream of changes, one registry, one reader of stdin; provider bodies hold many members
     if args.jobs:
         return int(args.jobs)
     return usable_cpus() if _size(args.files) >= _PARALLEL_MIN_BYTES else 1

@@ -174,3 +174,28 @@ def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipel
         "the survivor to finish the stream",
         lambda: pipeline.differences(expected),
     )
+
+
+def test_every_provider_format_resolves_from_its_own_raw_topic(pipeline: Pipeline) -> None:
+    """Each provider's documented bodies on message-events.<format>: the worker reads every raw topic as its format."""
+    from tests.integration.test_cli_resolve import PROVIDER_BODIES
+
+    states: dict[str, MemberState] = {}
+    for name, (lines, _, _) in PROVIDER_BODIES.items():
+        for line in lines:
+            for item in events_of(line, name):
+                if not isinstance(item, DeadLetter):
+                    apply(states, item, Tally())
+    expected = {member: state_document(state) for member, state in states.items()}
+    pipeline.start_worker()
+
+    for name, (lines, _, _) in PROVIDER_BODIES.items():
+        pipeline.produce(lines, pipeline.settings.raw_topic(name), keyed=False)
+
+    pipeline.wait_for(lambda: pipeline.latest_states() == expected, 120, "every provider's states")
+    topics = {pipeline.settings.raw_topic(name) for name in PROVIDER_BODIES}
+    pipeline.wait_for(
+        lambda: topics == {orjson.loads(r.value)["topic"] for r in pipeline.read(pipeline.settings.dlq_topic)},
+        60,
+        "a dead letter (the event without a member) from every provider's topic",
+    )

@@ -17,7 +17,7 @@ from stream.codec import decode_event, encode_state, event_from_envelope, format
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.domain.precedence import resolve
-from stream.sendgrid import envelopes_from_body
+from stream.providers.sendgrid import envelopes_from_body
 from tests.unit.test_precedence_properties import member_events
 
 GOOD = {"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": "2024-01-01T12:00:00Z"}
