@@ -25,7 +25,7 @@ class RateLimit(logging.Filter):
 
     Args:
         window: seconds during which repeats of a message are held back.
-        threshold: the handler's level; a message demoted below it is dropped.
+        threshold: the level the process logs at; a message demoted below it is dropped.
         clock: the time source (tests pass a fake one).
 
     """
@@ -44,8 +44,8 @@ class RateLimit(logging.Filter):
         """Return whether ``record`` is written; annotate it with the count of repeats held back."""
         if record.levelno > logging.INFO and any(word in record.getMessage() for word in _EXPECTED):
             record.levelno, record.levelname = logging.INFO, "INFO"
-        if record.levelno < self.threshold:
-            return False
+            if record.levelno < self.threshold:  # demoted below what the process logs
+                return False
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         last = self._last.get(key)
