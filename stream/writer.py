@@ -151,15 +151,16 @@ class Writer:
 
     async def _knows(self, topic: str, partition: int) -> bool:
         # send_batch asserts that the producer's metadata has the partition ("Unrecognized
-        # partition"): on a topic created a moment ago it may not yet. Ask again before sending.
-        client = self.producer.client
-        if partition in (client.cluster.partitions_for_topic(topic) or ()):
-            return True
+        # partition"): on a topic created a moment ago it may not yet. partitions_for also makes
+        # the producer track the topic, so the refresh below asks for it (a bare refresh only asks
+        # for topics already tracked, and a topic never sent to would stay unknown for ever).
         try:
-            await client.force_metadata_update()
+            if partition in await self.producer.partitions_for(topic):
+                return True
+            await self.producer.client.force_metadata_update()
         except KafkaError:
             return False
-        return partition in (client.cluster.partitions_for_topic(topic) or ())
+        return partition in (self.producer.client.cluster.partitions_for_topic(topic) or ())
 
     def _log_retry(self, topic: str, count: int, error: BaseException) -> None:
         now = time.monotonic()

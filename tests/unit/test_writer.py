@@ -62,6 +62,10 @@ class FakeProducer:
         self.sent: list[tuple[str, int, list[bytes]]] = []
         self.landed: list[bytes] = []
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        """Return the partitions the metadata knows now (none for a topic it has not learnt yet)."""
+        return self.client.cluster.partitions_for_topic(topic) or set()
+
     def create_batch(self) -> FakeBatch:
         """Return an empty batch."""
         return FakeBatch(self.capacity)
