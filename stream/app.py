@@ -16,14 +16,16 @@ replays records, and the join makes every replay a no-op (README, "Delivery guar
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from contextlib import suppress
 from typing import Any
 
 import faust
 import orjson
 from aiokafka.errors import KafkaError
 from faust.serializers import codecs
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import records
@@ -70,7 +72,9 @@ class _StateValue:
 
 
 _NO_IDS: frozenset[str] = frozenset()
-_UNKNOWN_END = 2**63  # an end offset not known: treat every pack as a possible replay
+_UNKNOWN_END = 2**63
+_END_OFFSETS_TIMEOUT = 5.0
+log = logging.getLogger(__name__)  # an end offset not known: treat every pack as a possible replay
 
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -240,8 +244,19 @@ class Handlers:
         """Return, per partition, the end offset when it was assigned: packs below it may be replays."""
         missing = partitions - self.replay_ends.keys()
         if missing:
-            with suppress(KafkaError):  # unknown: every duplicate republishes until it is known
-                self.replay_ends.update(await self.ingest.end_offsets(self.settings.by_member_topic, missing))
+            # Faust's own consumer: it is assigned these partitions, so its metadata knows them.
+            topic = self.settings.by_member_topic
+            try:
+                ends = await asyncio.wait_for(
+                    self.app.consumer.highwaters(*(TP(topic, p) for p in missing)), _END_OFFSETS_TIMEOUT
+                )
+                self.replay_ends.update({tp.partition: offset for tp, offset in ends.items()})
+            except (
+                KafkaError,
+                TimeoutError,
+            ) as error:  # unknown: every duplicate republishes, until the next assignment
+                log.warning("end offsets of %s unknown (%r); duplicates republish their states", topic, error)
+                self.replay_ends.update(dict.fromkeys(missing, _UNKNOWN_END))
         return self.replay_ends
 
     async def forget_replays(self, *_: Any, **__: Any) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mode import Service
 
 from stream import records
@@ -174,12 +174,6 @@ class RawIngest(Service):
         """Write records to a topic with this service's producer; see ``Writer.write``."""
         assert self.writer is not None  # noqa: S101 - started in on_start
         return await self.writer.write(topic, items)
-
-    async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:
-        """Return the current end offset of each of ``topic``'s ``partitions``."""
-        assert self.consumer is not None  # noqa: S101 - started in on_start
-        ends = await self.consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
 
     async def report_lag(self) -> None:
         """Set statusflow_consumer_lag for the raw partitions this worker holds."""

@@ -35,16 +35,18 @@ class FakeIngest:
             return []
         return [(record, MessageSizeTooLargeError()) for record in items if record[1] in self.too_large]
 
-    async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:  # noqa: ARG002
-        """Return the end offsets the test set."""
-        return {p: self.ends[p] for p in partitions}
-
 
 def handlers(ingest: FakeIngest) -> Handlers:
     """Return Handlers over a plain dict store and the fake ingest."""
     states = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
     states.values = states.data.values
-    app = SimpleNamespace(on_partitions_assigned=SimpleNamespace(connect=lambda _: None))
+
+    async def highwaters(*partitions: Any) -> dict[Any, int]:
+        return {tp: ingest.ends[tp.partition] for tp in partitions}
+
+    app = SimpleNamespace(
+        on_partitions_assigned=SimpleNamespace(connect=lambda _: None), consumer=SimpleNamespace(highwaters=highwaters)
+    )
     handler = Handlers(app, SETTINGS, states, CollectorRegistry())  # type: ignore[arg-type]
     handler.ingest = ingest  # type: ignore[assignment]
     return handler
