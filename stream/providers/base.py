@@ -62,6 +62,24 @@ def load_json(body: bytes | str, what: str) -> object:
         raise json_error(body, error, f"{what} is not valid JSON") from None
 
 
+def json_items(body: bytes | str, what: str) -> list[object]:
+    """
+    Parse a body that is one JSON object or an array of them; return the items.
+
+    Raises:
+        BadEventError: not JSON, or neither an object nor an array.
+
+    """
+    parsed = load_json(body, what)
+    if isinstance(parsed, dict):
+        return [parsed]
+    if not isinstance(parsed, list):
+        raise BadEventError(
+            "not_an_object", "", f"a {what} is a JSON object or an array of them, got {type(parsed).__name__}"
+        )
+    return parsed
+
+
 def ours(carrier: object) -> dict[str, Any]:
     """
     Return our fields (``member_id``, ``campaign_id``, ``message_type``) found in ``carrier``.

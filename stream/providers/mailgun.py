@@ -13,7 +13,7 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, as_dict, envelope, load_json, missing, no_member, not_an_object, ours, text
+from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "Mailgun"
 SOURCE = "mailgun"
@@ -54,12 +54,7 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
         BadEventError: not JSON, or neither an object nor an array.
 
     """
-    parsed = load_json(body, "Mailgun body")
-    if isinstance(parsed, dict):
-        parsed = [parsed]
-    if not isinstance(parsed, list):
-        raise BadEventError("not_an_object", "", f"a Mailgun body is a JSON object, got {type(parsed).__name__}")
-    return [(item, _envelope(index, item)) for index, item in enumerate(parsed)]
+    return [(item, _envelope(index, item)) for index, item in enumerate(json_items(body, "Mailgun body"))]
 
 
 def _envelope(index: int, item: object) -> dict[str, Any] | BadEventError:

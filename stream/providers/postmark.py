@@ -13,7 +13,7 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, envelope, load_json, missing, no_member, not_an_object, ours, text
+from stream.providers.base import Result, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "Postmark"
 SOURCE = "postmark"
@@ -72,12 +72,7 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
         BadEventError: not JSON, or neither an object nor an array.
 
     """
-    parsed = load_json(body, "Postmark body")
-    if isinstance(parsed, dict):
-        parsed = [parsed]
-    if not isinstance(parsed, list):
-        raise BadEventError("not_an_object", "", f"a Postmark body is a JSON object, got {type(parsed).__name__}")
-    return [(record, _envelope(index, record)) for index, record in enumerate(parsed)]
+    return [(record, _envelope(index, record)) for index, record in enumerate(json_items(body, "Postmark body"))]
 
 
 def _envelope(index: int, record: object) -> dict[str, Any] | BadEventError:

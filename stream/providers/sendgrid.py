@@ -13,7 +13,7 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, envelope, load_json, no_member, not_an_object, ours
+from stream.providers.base import Result, envelope, json_items, no_member, not_an_object, ours
 
 NAME = "SendGrid"
 SOURCE = "sendgrid"
@@ -64,14 +64,7 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
         BadEventError: the body as a whole is not a JSON array (or a single event object).
 
     """
-    parsed = load_json(body, "SendGrid body")
-    if isinstance(parsed, dict):
-        parsed = [parsed]
-    if not isinstance(parsed, list):
-        raise BadEventError(
-            "not_an_object", "", f"a SendGrid body is a JSON array of events, got {type(parsed).__name__}"
-        )
-    return [(event, _envelope(index, event)) for index, event in enumerate(parsed)]
+    return [(event, _envelope(index, event)) for index, event in enumerate(json_items(body, "SendGrid body"))]
 
 
 def _envelope(index: int, event: object) -> dict[str, Any] | BadEventError:

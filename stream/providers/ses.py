@@ -21,7 +21,7 @@ import orjson
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, as_dict, envelope, load_json, missing, no_member, not_an_object, ours, text
+from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "SES"
 SOURCE = "ses"
@@ -95,10 +95,7 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
             Notification whose Message is not an SES record.
 
     """
-    parsed = load_json(body, "SES body")
-    records = parsed if isinstance(parsed, list) else [parsed]
-    if not isinstance(parsed, list) and not isinstance(parsed, dict):
-        raise BadEventError("not_an_object", "", f"an SES body is a JSON object, got {type(parsed).__name__}")
+    records = json_items(body, "SES body")
     return [(record, _envelope(index, record)) for index, record in enumerate(records)]
 
 
