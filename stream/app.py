@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.serializers import codecs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -28,9 +29,11 @@ from stream.codec import encode_state
 from stream.config import Settings
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
+from stream.guard import Guard
 from stream.ingest import RawIngest
 from stream.metrics import MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
+from stream.watchdog import Watchdog
 
 
 class _StateCodec(codecs.Codec):
@@ -99,8 +102,9 @@ class Handlers:
         self.settings = settings
         self.states = states
         self.metrics = Metrics(registry)
+        self.guard = Guard(self.metrics.internal_errors)
         self.ingest = RawIngest(settings, self.metrics)
-        registry.register(MembersByStatus(lambda: list(states.values())))
+        registry.register(self.guard.collector("members_by_status", MembersByStatus(lambda: list(states.values()))))
 
     async def resolve(self, batch: list[Any]) -> None:
         """Join each event into its member's state; persist and publish each changed member once."""
@@ -137,16 +141,23 @@ class Handlers:
         observed.commit(time.perf_counter() - started)
 
     async def measure_lag(self) -> None:
-        """Set statusflow_consumer_lag for the partitions this worker holds now."""
+        """
+        Set statusflow_consumer_lag for the partitions this worker holds now.
+
+        Right after an assignment, and while Faust pauses partitions for a table recovery, a
+        partition's highwater (or position) is not known yet: it is skipped until it is.
+        """
         consumer = self.app.consumer
         self.metrics.consumer_lag.clear()  # partitions lost in a rebalance must not linger
         await self.ingest.report_lag()
         for tp in consumer.assignment():
-            position = await consumer.position(tp)
-            if position is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(0, consumer.highwater(tp) - position)
-                )
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked since assignment() was read
+                continue
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
@@ -161,13 +172,21 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return stream.take_events(settings.batch_size, within=settings.batch_window)
 
     app.add_dependency(handlers.ingest)  # started and stopped with the app
+    watchdog = Watchdog(app)
+    app.add_dependency(watchdog)  # a crashed app, agent or service ends the process
 
     @app.agent(by_member, concurrency=1)  # updates a table: concurrency 1 (faust-streaming#606)
     async def resolve_members(stream: Any) -> None:
-        async for batch in batches(stream):
-            await handlers.resolve(batch)
+        try:
+            async for batch in batches(stream):
+                await handlers.resolve(batch)
+        except Exception as exc:  # handed to the watchdog, which ends the process
+            # Exit before Faust's agent error path runs: it commits, and closing the batch
+            # iterator acknowledges the failed batch, so a graceful stop could commit it unapplied.
+            watchdog.fatal("agent resolve_members", exc)
+            raise
 
-    app.timer(interval=5.0)(handlers.measure_lag)
+    app.timer(interval=5.0)(handlers.guard.task("measure_lag")(handlers.measure_lag))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
