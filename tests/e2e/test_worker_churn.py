@@ -197,3 +197,26 @@ def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_o
     assert [exit_ for exit_ in b_exits if exit_[2] != 0] == []  # B's SIGTERM exits were graceful
     assert time.monotonic() - started < 240
     assert 0 == a.stop()
+
+
+def test_a_worker_whose_resolve_agent_crashed_exits_1_instead_of_lingering(pipeline: Pipeline) -> None:
+    """A record on the re-keying topic that is not a pack crashes the agent: the process ends, status 1."""
+    worker = pipeline.start_worker()
+    pipeline.produce([orjson.dumps({"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": 1})])
+    pipeline.wait_for(lambda: "m1" in pipeline.latest_states(), 60, "the worker to process an event")
+
+    asyncio.run(_send(pipeline.settings.broker, pipeline.settings.by_member_topic, b"not a pack"))
+
+    pipeline.wait_for(lambda: worker.process.poll() is not None, 60, "the worker to exit")
+    assert worker.process.returncode == 1
+    log = worker.log.read_text()
+    assert "statusflow worker: agent resolve_members crashed (JSONDecodeError" in log
+
+
+async def _send(broker: str, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
