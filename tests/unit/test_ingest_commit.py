@@ -46,7 +46,7 @@ def ingest_with(failures: list[BaseException | None]) -> tuple[RawIngest, Consum
     async def forward(batch: list[Any]) -> None:
         forwarded.append(batch)
 
-    ingest.consumer = consumer  # type: ignore[assignment]
+    ingest.consumer = consumer
     ingest.forward = forward  # type: ignore[method-assign]
     return ingest, consumer, forwarded
 
