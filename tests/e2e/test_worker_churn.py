@@ -195,7 +195,6 @@ def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_o
     )
     assert a.process.poll() is None
     assert [exit_ for exit_ in b_exits if exit_[2] != 0] == []  # B's SIGTERM exits were graceful
-    assert time.monotonic() - started < 240
     assert 0 == a.stop()
 
 
