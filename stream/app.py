@@ -23,7 +23,7 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.serializers import codecs
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -34,11 +34,14 @@ from stream.config import Settings
 from stream.domain.errors import BadEventError
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
+from stream.guard import Guard
+from stream.health import ReadyLog, Verdict, liveness, readiness
 from stream.ingest import DeliveryError, RawIngest
 from stream.metrics import BatchMetrics, MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
 from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES
+from stream.watchdog import Watchdog
 from stream.writer import Record, is_too_large
 
 
@@ -102,6 +105,12 @@ def faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         stream_wait_empty=False,
         TableManager=StatusflowTableManager,  # seeks before records flow after a recovery
+        # Serve only /metrics, /healthz, /readyz and Faust's static index: /table/ would list
+        # members, /router/ and the statistics pages tell an outsider about the cluster.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
     )
 
 
@@ -113,8 +122,9 @@ class Handlers:
         self.settings = settings
         self.states = states
         self.metrics = Metrics(registry)
+        self.guard = Guard(self.metrics.internal_errors)
         self.ingest = RawIngest(settings, self.metrics)
-        registry.register(MembersByStatus(lambda: list(states.values())))
+        registry.register(self.guard.collector("members_by_status", MembersByStatus(lambda: list(states.values()))))
         self.replay_ends: dict[int, int] = {}
 
     async def resolve(self, batch: list[Any]) -> None:
@@ -264,16 +274,25 @@ class Handlers:
         self.replay_ends.clear()
 
     async def measure_lag(self) -> None:
-        """Set statusflow_consumer_lag for the partitions this worker holds now."""
+        """
+        Set statusflow_consumer_lag for the partitions this worker holds now.
+
+        Right after an assignment, and while Faust pauses partitions for a table recovery, a
+        partition's highwater (or position) is not known yet: it is skipped until it is.
+        """
         consumer = self.app.consumer
         self.metrics.consumer_lag.clear()  # partitions lost in a rebalance must not linger
         await self.ingest.report_lag()
         for tp in consumer.assignment():
-            position = await consumer.position(tp)
-            if position is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(0, consumer.highwater(tp) - position)
-                )
+            if tp.topic != self.settings.by_member_topic:  # not the changelog nor Faust's own topics
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked since assignment() was read
+                continue
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
@@ -294,20 +313,49 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return stream.take_events(settings.batch_size, within=settings.batch_window)
 
     app.add_dependency(handlers.ingest)  # started and stopped with the app
+    watchdog = Watchdog(app)
+    app.add_dependency(watchdog)  # a crashed app, agent or service ends the process
 
     @app.agent(by_member, concurrency=1)  # updates a table: concurrency 1 (faust-streaming#606)
     async def resolve_members(stream: Any) -> None:
-        async for batch in batches(stream):
-            await handlers.resolve(batch)
+        try:
+            async for batch in batches(stream):
+                await handlers.resolve(batch)
+        except Exception as exc:  # handed to the watchdog, which ends the process
+            # Exit before Faust's agent error path runs: it commits, and closing the batch
+            # iterator acknowledges the failed batch, so a graceful stop could commit it unapplied.
+            watchdog.fatal("agent resolve_members", exc)
+            raise
 
-    app.timer(interval=5.0)(handlers.measure_lag)
+    app.timer(interval=5.0)(handlers.guard.task("measure_lag")(handlers.measure_lag))
     app.on_partitions_assigned.connect(handlers.forget_replays)
+    ready_log = ReadyLog()
+
+    def ready() -> Verdict:
+        return readiness(app, lambda: len(states.data))
+
+    async def say_when_ready() -> None:
+        ready_log.observe(ready())
+
+    app.timer(interval=1.0)(handlers.guard.task("ready_log")(say_when_ready))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
+        return _probe(web, liveness(watchdog.find_crash))
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
+        return _probe(web, ready())
+
     return app
+
+
+def _probe(web: Any, verdict: Verdict) -> Any:
+    return web.json(verdict.document(), status=200 if verdict.ok else 503)
 
 
 def _remember_partition(table: Any, key: bytes, partition: int) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
 from stream import records
@@ -57,6 +58,9 @@ def cut_packs(events: list[tuple[Any, ...]], limit: int = PACK_BYTES) -> list[by
         return [encoded]
     half = len(events) // 2
     return cut_packs(events[:half], limit) + cut_packs(events[half:], limit)
+
+
+log = logging.getLogger("statusflow")
 
 
 def partition_of(member_id: bytes, partitions: int) -> int:
@@ -123,7 +127,21 @@ class RawIngest(Service):
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
             if batch:
                 await self.forward([record for partition in batch.values() for record in partition])
-                await self.consumer.commit()
+                await self.commit()
+
+    async def commit(self) -> None:
+        """
+        Commit what was read, after it was forwarded; a rebalance in between is not an error.
+
+        When the group rebalanced since the batch was read (the membership or generation changed,
+        or the partitions are gone), the commit fails: the new owner reads those records again,
+        which the member join makes no-ops. The consumer rejoins by itself on its next poll.
+        """
+        assert self.consumer is not None  # noqa: S101 - started in on_start
+        try:
+            await self.consumer.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("ingest: commit skipped, the group rebalanced; the new owner replays: %r", exc)
 
     async def forward(self, batch: list[Any]) -> None:
         """
@@ -180,7 +198,12 @@ class RawIngest(Service):
         assert self.consumer is not None  # noqa: S101 - started in on_start
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                lag = max(0, highwater - await self.consumer.position(tp))
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if highwater is None:
+                continue  # not known until the partition's first fetch
+            try:
+                position = await self.consumer.position(tp)
+            except IllegalStateError:  # revoked since assignment() was read
+                continue
+            if position is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
         await asyncio.sleep(0)

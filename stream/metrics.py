@@ -29,6 +29,9 @@ _RANGE_NAME = {c.code: range_of(c.code).name for c in ADDITION_STATUS}
 _LAG_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
 _PROCESSING_BUCKETS = (0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1)
 
+# The background tasks whose unexpected errors are counted (stream/guard.py), not fatal.
+INTERNAL_TASKS = ("measure_lag", "members_by_status", "ready_log")
+
 
 class Metrics:
     """
@@ -81,6 +84,15 @@ class Metrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.internal_errors = Counter(
+            "statusflow_internal_errors",
+            "Unexpected exceptions in background tasks (timers, lag reporting, metrics at scrape "
+            "time): each logged, counted and survived.",
+            ["task"],
+            registry=registry,
+        )
+        for task in INTERNAL_TASKS:
+            self.internal_errors.labels(task)
         # Children resolved once: .labels() takes a lock and builds a key on every call, a
         # measurable share of the worker's per-event time.
         self._events = {

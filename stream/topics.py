@@ -55,3 +55,34 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def partition_mismatches(settings: Settings) -> list[str]:
+    """
+    Describe each topic the worker writes to by explicit partition that has too few partitions.
+
+    The worker writes a member's pack and state to partition ``crc32(member_id) % partitions`` of
+    the re-keying and output topics, so each needs ``settings.partitions`` partitions. A topic
+    the broker auto-created (``auto.create.topics.enable``, ``num.partitions=1``) because some
+    client asked for it before the worker created it, has one: every write to another partition
+    then fails (aiokafka: ``AssertionError('Unrecognized partition')``), batch after batch.
+
+    Returns:
+        One sentence per mismatched topic; empty when all is well.
+
+    """
+    topics = [settings.by_member_topic, settings.output_topic]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    found = {topic["topic"]: len(topic["partitions"]) for topic in described if not topic["error_code"]}
+    return [
+        f"topic {name} has {found[name]} partition(s), the worker needs {settings.partitions} "
+        f"(STATUSFLOW_PARTITIONS); it was probably auto-created by the broker before the worker "
+        f"created it: recreate it with {settings.partitions} partitions, or add partitions while it is empty"
+        for name in topics
+        if found.get(name, settings.partitions) < settings.partitions
+    ]

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Create the topics, then hand the process to Faust's worker (which handles signals)."""
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
     from stream.app import create_app  # noqa: PLC0415
-    from stream.topics import ensure_topics  # noqa: PLC0415
+    from stream.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
 
     _Worker = _worker_class()  # noqa: N806 - a class
     settings = settings_from(args)
@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     created = loop.run_until_complete(ensure_topics(settings))
     logging.getLogger("statusflow").info("created topics: %s", created)
+    mismatches = loop.run_until_complete(partition_mismatches(settings))
+    if mismatches:
+        # Starting anyway would crash the resolve agent on its first write to a missing partition.
+        for mismatch in mismatches:
+            print(f"statusflow worker: {mismatch}", file=sys.stderr)
+        return 2
     worker = _Worker(create_app(settings), loglevel=settings.log_level, quiet=True, loop=loop)
     worker.spinner = None  # its terminal escape codes end up in every log file otherwise
     worker.execute_from_commandline()  # returns only via SystemExit
