@@ -332,7 +332,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     ready_log = ReadyLog()
 
     def ready() -> Verdict:
-        return readiness(app, lambda: len(states.data))
+        return readiness(app, lambda: len(states.data), settings.by_member_topic)
 
     async def say_when_ready() -> None:
         ready_log.observe(ready())

@@ -41,8 +41,8 @@ def liveness(find_crash: Callable[[], tuple[str, Any] | None]) -> Verdict:
     return Verdict(ok=False, reason=f"{what} crashed: {why!r}")
 
 
-def readiness(app: Any, members: Callable[[], int]) -> Verdict:
-    """Return whether the worker resolves events: group joined, partitions assigned, table recovered."""
+def readiness(app: Any, members: Callable[[], int], topic: str) -> Verdict:
+    """Return whether the worker resolves events: group joined, partitions of ``topic`` assigned, table recovered."""
     if not app.started or app.should_stop:
         return Verdict(ok=False, reason="starting" if not app.should_stop else "stopping")
     if app.rebalancing or not app.rebalancing_count:
@@ -54,7 +54,8 @@ def readiness(app: Any, members: Callable[[], int]) -> Verdict:
             reason="recovering the table from its changelog",
             detail={"records_to_recover": recovery.active_remaining_total()},
         )
-    return Verdict(ok=True, reason="ready", detail={"partitions": len(app.consumer.assignment()), "members": members()})
+    held = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)  # not the changelog's, nor Faust's own
+    return Verdict(ok=True, reason="ready", detail={"partitions": held, "members": members()})
 
 
 class ReadyLog:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import urllib.error
+import urllib.request
 from typing import Any
 
 import orjson
@@ -12,7 +14,7 @@ from stream.codec import state_document
 from stream.domain.model import MemberState
 from stream.resolver import DeadLetter, Tally, apply, events_of
 from stream.synthetic import stream
-from tests.kafka_fixtures import Pipeline
+from tests.kafka_fixtures import Pipeline, WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -34,10 +36,10 @@ def offline(lines: list[bytes], record_format: str = "envelope") -> dict[str, An
 
 
 def test_the_stream_resolves_exactly_as_the_offline_resolver(pipeline: Pipeline) -> None:
-    """20,000 shuffled events with duplicates for 2,000 members: the last state per member matches."""
+    """20,000 shuffled events for 2,000 members: the last state per member matches; the probes say so."""
     lines = sample(2000, 9, seed=21)[:20_000]
     expected = offline(lines)
-    pipeline.start_worker()
+    worker = pipeline.start_worker()
 
     pipeline.produce(lines)
 
@@ -48,6 +50,21 @@ def test_the_stream_resolves_exactly_as_the_offline_resolver(pipeline: Pipeline)
         lambda: pipeline.differences(expected),
     )
     assert expected == pipeline.latest_states()
+    assert (200, "alive") == probe(worker, "/healthz")[:2]
+    assert (200, "ready", 8, 2000) == probe(worker, "/readyz")
+    assert 404 == probe(worker, "/table/")[0]  # Faust's table pages would list members
+    assert "statusflow worker ready: 8 partitions held" in worker.log.read_text()
+
+
+def probe(worker: WorkerProcess, path: str) -> tuple[int, str | None, int | None, int | None]:
+    """Return a web page's status and, for a probe, its reason, partitions and members."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=5) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    document = orjson.loads(body) if body.startswith(b"{") else {}
+    return status, document.get("reason"), document.get("partitions"), document.get("members")
 
 
 def test_sendgrid_bodies_on_their_topic_resolve_like_the_offline_sendgrid_format(pipeline: Pipeline) -> None:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from stream.health import ReadyLog, Verdict, liveness, readiness
 
@@ -22,7 +23,7 @@ def app(**state: Any) -> Any:
         rebalancing_count=state.get("rebalances", 1),
         in_recovery=state.get("in_recovery", False),
         tables=SimpleNamespace(recovery=recovery),
-        consumer=SimpleNamespace(assignment=lambda: {("t", 0), ("t", 1)}),
+        consumer=SimpleNamespace(assignment=lambda: {TP("t", 0), TP("t", 1), TP("t-changelog", 0)}),
     )
 
 
@@ -46,14 +47,14 @@ def test_a_worker_is_alive_until_a_part_of_it_crashes() -> None:
 )
 def test_a_worker_is_not_ready_while_it_joins_rebalances_or_recovers(state: dict[str, Any], reason: str) -> None:
     """Each not-ready state answers with its own reason."""
-    verdict = readiness(app(**state), lambda: 0)
+    verdict = readiness(app(**state), lambda: 0, "t")
 
     assert (False, reason) == (verdict.ok, verdict.reason)
 
 
 def test_a_ready_worker_says_what_it_holds() -> None:
-    """Ready: the partitions held and the members in its table, in the JSON body."""
-    verdict = readiness(app(), lambda: 42)
+    """Ready: the re-keying partitions held (not the changelog's) and the members in its table, in the JSON body."""
+    verdict = readiness(app(), lambda: 42, "t")
 
     assert {"status": "ok", "reason": "ready", "partitions": 2, "members": 42} == verdict.document()
 
