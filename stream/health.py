@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("statusflow.ready")
-log.setLevel(logging.INFO)  # the one line a worker says when it is ready, even at the default level
+log = logging.getLogger("statusflow.ready")  # the worker writes it at any level (logs.say_always)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,25 @@ class RateLimit(logging.Filter):
         return True
 
 
+def say_always(name: str, root: logging.Logger) -> None:
+    """
+    Let logger ``name`` write INFO lines through copies of ``root``'s handlers, whatever their level.
+
+    The worker says one line when it becomes ready even at the default level (warning), without
+    making that line a warning.
+    """
+    logger = logging.getLogger(name)
+    logger.handlers.clear()
+    for handler in root.handlers:
+        stream = getattr(handler, "stream", None)
+        if stream is not None:
+            copy = logging.StreamHandler(stream)
+            copy.setFormatter(handler.formatter)
+            logger.addHandler(copy)
+    logger.setLevel(logging.INFO)
+    logger.propagate = not logger.handlers
+
+
 def rate_limit(logger: logging.Logger, window: float = 10.0) -> None:
     """Install ``RateLimit`` on every handler of ``logger`` (the root logger, once it is set up)."""
     for handler in logger.handlers:

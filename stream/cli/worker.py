@@ -36,7 +36,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _worker_class() -> Any:
     import faust  # noqa: PLC0415 - see run()
 
-    from stream.logs import rate_limit  # noqa: PLC0415
+    from stream.logs import rate_limit, say_always  # noqa: PLC0415
 
     class Worker(faust.Worker):
         """Faust's worker, with repeated log lines held back (an outage logs each error once per 10 s)."""
@@ -44,6 +44,7 @@ def _worker_class() -> Any:
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             rate_limit(logger)
+            say_always("statusflow.ready", logger)
 
     return Worker
 

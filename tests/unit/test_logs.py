@@ -59,3 +59,22 @@ def test_a_fresh_brokers_coordinator_not_available_is_not_an_error() -> None:
     assert not RateLimit(clock=Clock()).filter(line)
     assert "INFO" == line.levelname
     assert RateLimit(threshold=logging.INFO, clock=Clock()).filter(line)
+
+
+def test_the_ready_line_is_written_when_the_process_logs_only_warnings() -> None:
+    """say_always gives one logger INFO lines through the root's streams; everything else stays at WARNING."""
+    import io
+
+    from stream.logs import say_always
+
+    stream = io.StringIO()
+    root = logging.getLogger("statusflow.test-root")
+    root.setLevel(logging.WARNING)
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+
+    say_always("statusflow.test-ready", root)
+    logging.getLogger("statusflow.test-ready").info("ready: %d partitions", 8)
+
+    assert "ready: 8 partitions\n" == stream.getvalue()
