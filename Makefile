@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export STATUSFLOW_KAFKA_HEAP ?= 768m
 
 .PHONY: install run test check lint format typecheck unit-tests integration-tests e2e-tests \
-        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker kafka-start kafka-stop tools tools-run clean
+        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker bench-restart kafka-start kafka-stop tools tools-run clean
 
 ## Everything needed to run and test, into ./.venv (idempotent; re-runs when pyproject.toml changes)
 install: $(STAMP)
@@ -60,6 +60,8 @@ bench-resolve: install
 	$(PY) bench/resolve_bench.py
 bench-worker: install
 	$(PY) bench/worker_bench.py
+bench-restart: install
+	$(PY) bench/restart_bench.py
 
 kafka-start:
 	deploy/kafka/kafka.sh start

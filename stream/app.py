@@ -102,6 +102,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_commit_interval=settings.commit_interval,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id or None,
         producer_acks=-1,
         stream_wait_empty=False,
         TableManager=StatusflowTableManager,  # seeks before records flow after a recovery

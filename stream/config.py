@@ -45,6 +45,9 @@ class Settings:
     batch_size: int = 1000
     batch_window: float = 0.05
     log_level: str = "warning"
+    # Static group membership (KIP-345): a worker restarted under the same id takes its partitions
+    # back without a rebalance. Must be unique per worker (e.g. the pod's name); empty: dynamic.
+    instance_id: str = ""
 
     def raw_topic(self, record_format: str) -> str:
         """

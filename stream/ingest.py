@@ -99,6 +99,7 @@ class RawIngest(Service):
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
             rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
             max_poll_records=s.batch_size,
+            group_instance_id=s.instance_id or None,
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=s.broker,
