@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -125,7 +126,9 @@ class Handlers:
         self.metrics = Metrics(registry)
         self.guard = Guard(self.metrics.internal_errors)
         self.ingest = RawIngest(settings, self.metrics)
-        registry.register(self.guard.collector("members_by_status", MembersByStatus(lambda: list(states.values()))))
+        self.members = MembersByStatus(lambda: list(states.values()), live=True)
+        self.ready_log = ReadyLog()
+        registry.register(self.guard.collector("members_by_status", self.members))
         self.replay_ends: dict[int, int] = {}
 
     async def resolve(self, batch: list[Any]) -> None:
@@ -150,6 +153,8 @@ class Handlers:
         )
         if refused:
             await self._refuse_states(batch, refused, first_seen, changed)
+        for key, (state, _) in changed.items():
+            self.members.moved(first_seen[key], state)
         store = self.states.data
         for key, partition in replayed.items():
             if key not in changed and key in store:
@@ -270,6 +275,15 @@ class Handlers:
                 self.replay_ends.update(dict.fromkeys(missing, _UNKNOWN_END))
         return self.replay_ends
 
+    def ready(self) -> Verdict:
+        """Return whether this worker resolves events now (``/readyz``)."""
+        return readiness(self.app, lambda: len(self.states.data), self.settings.by_member_topic)
+
+    async def say_when_ready(self) -> None:
+        """Say when the worker becomes ready; its members are then exactly its table's, so count them."""
+        if self.ready_log.observe(self.ready()):
+            self.members.recount()
+
     async def forget_replays(self, *_: Any, **__: Any) -> None:
         """At every assignment: what another worker may have handled is measured anew."""
         self.replay_ends.clear()
@@ -329,16 +343,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             raise
 
     app.timer(interval=5.0)(handlers.guard.task("measure_lag")(handlers.measure_lag))
+    app.timer(interval=1.0)(handlers.guard.task("ready_log")(handlers.say_when_ready))
     app.on_partitions_assigned.connect(handlers.forget_replays)
-    ready_log = ReadyLog()
+    _serve(app, registry, lambda: liveness(watchdog.find_crash), handlers.ready)
+    return app
 
-    def ready() -> Verdict:
-        return readiness(app, lambda: len(states.data), settings.by_member_topic)
 
-    async def say_when_ready() -> None:
-        ready_log.observe(ready())
-
-    app.timer(interval=1.0)(handlers.guard.task("ready_log")(say_when_ready))
+def _serve(
+    app: faust.App, registry: CollectorRegistry, alive: Callable[[], Verdict], ready: Callable[[], Verdict]
+) -> None:
+    """Add the worker's web pages: /metrics, and /healthz and /readyz for probes."""
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
@@ -346,13 +360,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
-        return _probe(web, liveness(watchdog.find_crash))
+        return _probe(web, alive())
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature
         return _probe(web, ready())
-
-    return app
 
 
 def _probe(web: Any, verdict: Verdict) -> Any:

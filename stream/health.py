@@ -66,9 +66,10 @@ class ReadyLog:
         self.ready = False
         self.since_start = True
 
-    def observe(self, verdict: Verdict) -> None:
-        """Log the moment ``verdict`` turns ready; start timing again when it stops being ready."""
-        if verdict.ok and not self.ready:
+    def observe(self, verdict: Verdict) -> bool:
+        """Log the moment ``verdict`` turns ready, and return whether it just did; time again when it stops being."""
+        became_ready = verdict.ok and not self.ready
+        if became_ready:
             log.info(
                 "statusflow worker ready: %s partitions held, %s members, %.1f s after %s",
                 verdict.detail.get("partitions"),
@@ -80,3 +81,4 @@ class ReadyLog:
         elif not verdict.ok and self.ready:
             self.since = self.clock()
         self.ready = verdict.ok
+        return became_ready
