@@ -135,9 +135,14 @@ def test_the_live_members_gauge_follows_changes_without_scanning_and_recounts_on
             {"member_id": "m2", "source": "smpp", "status": "UNDELIV", "event_id": "2"},
         ]
     )
-    scans = []
+    scans: list[int] = []
+
+    def scan() -> list[MemberState]:
+        scans.append(1)
+        return list(states.values())
+
     registry = CollectorRegistry()
-    members = MembersByStatus(lambda: scans.append(1) or list(states.values()), live=True)
+    members = MembersByStatus(scan, live=True)
     registry.register(members)
 
     def count(code: str) -> float | None:
