@@ -22,7 +22,6 @@ _SEPARATORS = re.compile(r"[\s_-]+")
 _RECEIPT_STAT = re.compile(r"\bstat:\s*([A-Za-z_]+)", re.IGNORECASE)
 _WORD = re.compile(r"\w")
 _STAT_VALUE = re.compile(r"\s*([A-Za-z_]+)")
-_REMINDER_TYPES = frozenset({"reminder"})
 
 
 def normalise(status: str | int) -> str | int:
@@ -94,7 +93,7 @@ def classify(source: str, channel: str, status: str | int, message_type: str | N
     """
     if source == "smpp" and isinstance(status, str):
         status = receipt_stat(status)
-    reminder = message_type is not None and message_type.lower() in _REMINDER_TYPES
+    reminder = message_type is not None and vocab.MESSAGE_TYPE_SPELLINGS.get(message_type.lower()) == "reminder"
     return _classify(source, channel, normalise(status), reminder, status)
 
 
