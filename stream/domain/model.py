@@ -48,13 +48,24 @@ class Decision(NamedTuple):
 
 
 class Event(NamedTuple):
-    """A validated, classified event: the only input the precedence join accepts."""
+    """
+    A validated, classified event: the only input the precedence join accepts.
+
+    Attributes:
+        message: the key of the message the event reports on (``message_key``): channel and
+            ``message_id``, or for an event without one, its channel's implicit invitation or
+            reminder message.
+        reminder: the event says its message is a reminder (``message_type`` reminder).
+
+    """
 
     member_id: str
     campaign_id: str | None
     source: str
     channel: str
     decision: Decision
+    message: str
+    reminder: bool
 
     @property
     def event_id(self) -> str:
@@ -62,12 +73,33 @@ class Event(NamedTuple):
         return self.decision.event_id
 
 
+class MessageState(NamedTuple):
+    """
+    What happened to one message (an invitation or a reminder on one channel).
+
+    Attributes:
+        channel: the channel the message went over.
+        reminder: any of its events said it is a reminder.
+        best: the strongest of its events' decisions (message precedence: a bounce beats "delivered").
+        contribution: what the message says about the member (member precedence); for a
+            reminder, its outcome seen as a reminder's (2050 / 2051).
+
+    """
+
+    channel: str
+    reminder: bool
+    best: Decision
+    contribution: Decision
+
+
 class MemberState(NamedTuple):
     """
     The resolved state of one CampaignMember.
 
-    ``channels`` is sorted by channel name and ``event_ids`` is a set, so two states built from
-    the same events compare equal whatever order the events came in.
+    ``status`` and ``channels`` are derived from ``messages``: the member-precedence maximum of
+    the messages' contributions, over all messages and per channel. ``channels`` and
+    ``messages`` are sorted by key and ``event_ids`` is a set, so two states built from the same
+    events compare equal whatever order the events came in.
     """
 
     member_id: str
@@ -75,6 +107,7 @@ class MemberState(NamedTuple):
     status: Decision
     channels: tuple[tuple[str, Decision], ...]
     event_ids: frozenset[str]
+    messages: tuple[tuple[str, MessageState], ...]
 
     @property
     def final(self) -> bool:

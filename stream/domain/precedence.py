@@ -1,74 +1,137 @@
 """
 Precedence: which outcome decides a member's status, as a join over the set of its events.
 
-``resolve(current, event)`` is the only way state changes. The decision between two outcomes is a
-total order (rank, then final over temporary, then the earlier event, then the larger event id),
-and the event ids are a set; so the state is commutative, associative and idempotent in its
-events: arrival order, duplicates, replays and batching cannot change it. README.md explains each
-rank ("Precedence").
+Two levels (README, "Precedence"):
+
+1. **Per message.** A message's events are joined by ``PRECEDENCE``: within one message a bounce
+   beats "delivered" (an asynchronous bounce follows the delivery report).
+2. **Per member.** Each message then contributes its outcome, a reminder's seen as a reminder's
+   (``REMINDER_CODE``: a failed or cancelled reminder is 2051), and the member's status and each
+   channel's status are the strongest contribution by ``MEMBER_PRECEDENCE``: a delivery on any
+   message beats failures of the others, and nps.today's decisions not to send (4xxx) rank below
+   any sign that something was sent.
+
+``resolve(current, event)`` is the only way state changes. Each order is total (rank, then final
+over temporary, then the earlier event, then the larger event id), a message's reminder flag is an
+"or", and the event ids are a set; so the state is commutative, associative and idempotent in its
+events: arrival order, duplicates, replays and batching cannot change it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
-from stream.domain.model import Decision, Event, MemberState, Outcome
+from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 
-# Ascending strength. Every temporary outcome any vocabulary yields ranks below every final one.
-PRECEDENCE: tuple[int, ...] = (
-    # Processing and handover: more news is expected.
-    0,  # added
-    10,  # scheduled
-    2010,  # sent
-    2050,  # Reminded: another handover, no proof of delivery
-    # Delivery: the provider's word on the message.
-    2051,  # ReminderFailed: the reminder failed, not the survey
-    2020,  # Delivered
-    # Failures beat a delivery report: a bounce can follow "delivered" (async bounce).
-    # Unknown errors rank below specific ones; nps.today's own decisions rank last.
-    5000,
-    5100,
-    5200,
-    4000,
-    5001,
-    5101,
-    5201,
-    5202,
-    4003,
-    4007,
-    4002,
-    4008,
-    4001,
-    4004,
-    4005,
-    4006,
-    # Engagement proves delivery, so it beats any delivery failure.
-    2030,  # Opened
+# nps.today's decisions not to send, weakest first: unknown errors below specific ones.
+_NOT_SENT = (4000, 4003, 4007, 4002, 4008, 4001, 4004, 4005, 4006)
+# Provider failures, weakest first: unknown below specific, failed below bounced.
+_FAILURES = (5000, 5100, 5200, 5001, 5101, 5201, 5202)
+# What the respondent did, weakest first. Answers are never undone by anything about a message.
+_RESPONDENT = (
+    2030,  # Opened: engagement proves delivery, so it beats any delivery failure
     2040,  # Clicked
     3010,  # Unsubscribed: the respondent acted on it, negatively
-    # Answers are never undone by anything that reports on the message.
     2510,  # Rated
     2520,  # Commented
     2600,  # Completed
-    # Edits in the dashboard only happen to answered members, after the answer.
-    2701,  # ScoreChangedInternally
+    2701,  # ScoreChangedInternally: edits happen to answered members, after the answer
     2702,  # CommentChangedInternally
 )
+
+# Within one message, ascending strength. Two tiers: nothing sent (processing, and decisions not to
+# send it) below anything sent; in each tier every temporary outcome ranks below every final one.
+PRECEDENCE: tuple[int, ...] = (
+    0,  # added
+    10,  # scheduled
+    2051,  # ReminderFailed as nps.today reports it: the reminder was not sent
+    *_NOT_SENT,
+    2010,  # sent: handed over, more news is expected
+    2050,  # Reminded: a reminder handed over
+    2020,  # Delivered: the provider's word on the message
+    *_FAILURES,  # beat "delivered": a bounce can follow the delivery report
+    *_RESPONDENT,
+)
+
+# Across a member's messages, ascending strength. A delivery on any message or channel outranks
+# the failures of the others; a reminder's outcome (2050/2051) never outranks the invitation's.
+MEMBER_PRECEDENCE: tuple[int, ...] = (
+    0,
+    10,
+    *_NOT_SENT,  # nps.today's decisions decide only members nothing was ever sent to
+    2010,
+    2050,
+    2051,  # a reminder failed or was cancelled
+    *_FAILURES,
+    2020,
+    *_RESPONDENT,
+)
+
+# What a reminder's message outcome says about the member: it was reminded (2050), or the
+# reminder failed or was cancelled (2051). The respondent's own actions keep their code.
+REMINDER_CODE: dict[int, int] = {
+    2010: 2050,
+    2020: 2050,
+    **dict.fromkeys((2051, *_NOT_SENT, *_FAILURES), 2051),
+}
 
 _new_tuple = tuple.__new__
 
 RANK: dict[int, int] = {code: rank for rank, code in enumerate(PRECEDENCE)}
+MEMBER_RANK: dict[int, int] = {code: rank for rank, code in enumerate(MEMBER_PRECEDENCE)}
+SENT_RANK = RANK[2010]  # the message tier boundary: from here on, something was sent
 
 
 def strength(code: int, final: bool) -> int:
-    """Return an outcome's place in the precedence order: by rank, then final over temporary."""
+    """Return an outcome's place in the message precedence order: by rank, then final over temporary."""
     return RANK[code] * 2 + final
+
+
+def member_strength(code: int, final: bool) -> int:
+    """Return an outcome's place in the member precedence order."""
+    return MEMBER_RANK[code] * 2 + final
 
 
 def decision(outcome: Outcome, occurred_at: int, event_id: str) -> Decision:
     """Return the Decision an outcome makes, for an event at ``occurred_at`` (epoch ms)."""
     # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the cost, same object.
     return _new_tuple(Decision, (outcome.strength, -occurred_at, event_id, outcome))
+
+
+def message_key(channel: str, message_id: str | None, *, reminder: bool) -> str:
+    """
+    Return the key of the message an event reports on.
+
+    Message ids are scoped by channel (a fallback on another channel is another message). An
+    event without one belongs to its channel's implicit invitation or, for a reminder, the
+    channel's implicit reminder message: then all of a channel's invitation events are one message.
+    """
+    if message_id is not None:
+        return f"{channel}#{message_id}"
+    return f"{channel}~reminder" if reminder else channel
+
+
+# (reminder, message outcome) -> (member strength, the outcome as the member sees it).
+_CONTRIBUTIONS: dict[tuple[bool, Outcome], tuple[int, Outcome]] = {}
+
+
+def _contribution(reminder: bool, outcome: Outcome) -> tuple[int, Outcome]:
+    code, final = outcome.code, outcome.final
+    if reminder and code in REMINDER_CODE:
+        # A failure or a delivery report settles the reminder: final. Its channel status stays.
+        code = REMINDER_CODE[code]
+        final = final or code == 2051 or outcome.code == 2020
+        outcome = Outcome(code, final, outcome.channel_status, strength(code, final))
+    found = _CONTRIBUTIONS[reminder, outcome] = (member_strength(code, final), outcome)
+    return found
+
+
+def message_state(channel: str, reminder: bool, best: Decision) -> MessageState:
+    """Return a message's state from its strongest decision, with what it contributes to the member."""
+    found = _CONTRIBUTIONS.get((reminder, best.outcome)) or _contribution(reminder, best.outcome)
+    contribution = _new_tuple(Decision, (found[0], best.earliness, best.event_id, found[1]))
+    return _new_tuple(MessageState, (channel, reminder, best, contribution))
 
 
 def resolve(current: MemberState | None, event: Event) -> MemberState:
@@ -84,24 +147,50 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
 
     """
     new = event.decision
+    key = event.message
     if current is None:
-        channels: tuple[tuple[str, Decision], ...] = ((event.channel, new),)
-        return _new_tuple(MemberState, (event.member_id, event.campaign_id, new, channels, frozenset((new.event_id,))))
+        message = message_state(event.channel, event.reminder, new)
+        status = message.contribution
+        return _new_tuple(
+            MemberState,
+            (
+                event.member_id,
+                event.campaign_id,
+                status,
+                ((event.channel, status),),
+                frozenset((new.event_id,)),
+                ((key, message),),
+            ),
+        )
     if new.event_id in current.event_ids:
         return current
-    held = current.channels
-    if len(held) == 1 and held[0][0] == event.channel:  # the common case: one channel per member
-        channels = ((event.channel, max(held[0][1], new)),)
+    messages = current.messages
+    status, channels = current.status, current.channels
+    if len(messages) == 1 and messages[0][0] == key:  # the common case: one message per member
+        held = messages[0][1]
+        reminder = held.reminder or event.reminder
+        if new > held.best or reminder is not held.reminder:
+            message = message_state(held.channel, reminder, max(held.best, new))
+            status = message.contribution
+            channels = ((held.channel, status),)
+            messages = ((key, message),)
     else:
-        channels = _merge_channels(held, ((event.channel, new),))
+        merged = dict(messages)
+        found = merged.get(key)
+        if found is None:
+            merged[key] = message_state(event.channel, event.reminder, new)
+        elif new > found.best or (event.reminder and not found.reminder):
+            merged[key] = message_state(found.channel, found.reminder or event.reminder, max(found.best, new))
+        if merged[key] is not found:
+            messages = tuple(sorted(merged.items()))
+            status, channels = _summary(messages)
     campaign_id = (
         current.campaign_id
         if current.campaign_id == event.campaign_id
         else _campaign(current.campaign_id, event.campaign_id)
     )
     return _new_tuple(
-        MemberState,
-        (current.member_id, campaign_id, max(current.status, new), channels, current.event_ids | {new.event_id}),
+        MemberState, (current.member_id, campaign_id, status, channels, current.event_ids | {new.event_id}, messages)
     )
 
 
@@ -111,50 +200,100 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
 
     Equal to folding ``resolve`` over each member's events (the join makes the order irrelevant),
     but it builds one state per member instead of one per event: what an offline run over a
-    whole file wants. Per member it keeps the campaign, the best decision per channel and the
-    event ids; an id's first arrival counts, as in ``resolve``.
+    whole file wants. Per member it keeps the campaign, the keys of its reminder messages, the
+    best decision per message and the event ids; an id's first arrival counts, as in ``resolve``.
     """
-    joins: dict[str, tuple[list[str | None], dict[str, Decision], set[str]]] = {}
+    # member -> ([campaign_id, reminder message keys or None], best decision per message, event ids)
+    joins: dict[str, tuple[list[Any], dict[str, Decision], set[str]]] = {}
     get = joins.get
     for event in events:
         new = event.decision
         held = get(event.member_id)
         if held is None:
-            joins[event.member_id] = ([event.campaign_id], {event.channel: new}, {new.event_id})
+            reminders = {event.message} if event.reminder else None
+            joins[event.member_id] = ([event.campaign_id, reminders], {event.message: new}, {new.event_id})
             continue
-        campaign, channels, event_ids = held
+        extra, messages, event_ids = held
         if new.event_id in event_ids:
             continue
         event_ids.add(new.event_id)
-        best = channels.get(event.channel)
+        best = messages.get(event.message)
         if best is None or new > best:
-            channels[event.channel] = new
-        if event.campaign_id != campaign[0]:
-            campaign[0] = _campaign(campaign[0], event.campaign_id)
+            messages[event.message] = new
+        if event.reminder:
+            if extra[1] is None:
+                extra[1] = set()
+            extra[1].add(event.message)
+        if event.campaign_id != extra[0]:
+            extra[0] = _campaign(extra[0], event.campaign_id)
     return {
-        member_id: _new_tuple(
-            MemberState,
-            (
-                member_id,
-                campaign[0],
-                max(channels.values()),
-                tuple(sorted(channels.items())) if len(channels) > 1 else tuple(channels.items()),
-                frozenset(event_ids),
-            ),
-        )
-        for member_id, (campaign, channels, event_ids) in joins.items()
+        member_id: _state(member_id, extra[0], messages, extra[1] or (), event_ids)
+        for member_id, (extra, messages, event_ids) in joins.items()
     }
+
+
+def _state(
+    member_id: str,
+    campaign_id: str | None,
+    joined: dict[str, Decision],
+    reminders: Collection[str],
+    event_ids: set[str],
+) -> MemberState:
+    if len(joined) == 1:
+        ((key, best),) = joined.items()
+        channel = channel_of(key)
+        message = message_state(channel, key in reminders, best)
+        status = message.contribution
+        return _new_tuple(
+            MemberState, (member_id, campaign_id, status, ((channel, status),), frozenset(event_ids), ((key, message),))
+        )
+    messages = tuple(
+        sorted((key, message_state(channel_of(key), key in reminders, best)) for key, best in joined.items())
+    )
+    return from_messages(member_id, campaign_id, messages, frozenset(event_ids))
+
+
+def from_messages(
+    member_id: str,
+    campaign_id: str | None,
+    messages: tuple[tuple[str, MessageState], ...],
+    event_ids: frozenset[str],
+) -> MemberState:
+    """Return the member state its messages make (``messages`` sorted by key, at least one)."""
+    status, channels = _summary(messages)
+    return _new_tuple(MemberState, (member_id, campaign_id, status, channels, event_ids, messages))
+
+
+def channel_of(key: str) -> str:
+    """Return the channel of a message key (``message_key``)."""
+    return key.partition("#")[0].partition("~")[0]
 
 
 def merge(a: MemberState, b: MemberState) -> MemberState:
     """Join two states of one member, as if all their events had been resolved together."""
-    return MemberState(
-        a.member_id,
-        _campaign(a.campaign_id, b.campaign_id),
-        max(a.status, b.status),
-        _merge_channels(a.channels, b.channels),
-        a.event_ids | b.event_ids,
+    merged = dict(a.messages)
+    for key, theirs in b.messages:
+        ours = merged.get(key)
+        merged[key] = (
+            theirs
+            if ours is None or ours == theirs
+            else message_state(ours.channel, ours.reminder or theirs.reminder, max(ours.best, theirs.best))
+        )
+    return from_messages(
+        a.member_id, _campaign(a.campaign_id, b.campaign_id), tuple(sorted(merged.items())), a.event_ids | b.event_ids
     )
+
+
+def _summary(
+    messages: tuple[tuple[str, MessageState], ...],
+) -> tuple[Decision, tuple[tuple[str, Decision], ...]]:
+    channels: dict[str, Decision] = {}
+    for _, message in messages:
+        contribution = message.contribution
+        held = channels.get(message.channel)
+        if held is None or contribution > held:
+            channels[message.channel] = contribution
+    return max(channels.values()), tuple(sorted(channels.items()))
 
 
 def _campaign(a: str | None, b: str | None) -> str | None:
@@ -162,13 +301,3 @@ def _campaign(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a if b is None else b
     return min(a, b)
-
-
-def _merge_channels(
-    a: tuple[tuple[str, Decision], ...], b: tuple[tuple[str, Decision], ...]
-) -> tuple[tuple[str, Decision], ...]:
-    merged = dict(a)
-    for channel, held in b:
-        other = merged.get(channel)
-        merged[channel] = held if other is None else max(held, other)
-    return tuple(sorted(merged.items())) if len(merged) > 1 else tuple(merged.items())
