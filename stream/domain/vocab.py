@@ -47,7 +47,8 @@ Vocabulary: TypeAlias = dict[str | int, Entry]
 
 # A spam complaint: the strongest unsubscribe there is (3010). Its Email status is 1 Sent, not
 # 5 Clicked as for an unsubscribe link: it proves the email reached the mailbox, and no more.
-COMPLAINT: Entry = (3010, FINAL, 1)
+COMPLAINT_EMAIL_STATUS = 1
+COMPLAINT: Entry = (3010, FINAL, COMPLAINT_EMAIL_STATUS)
 
 # message_type as sent, lower-cased -> its name. "remider" is seed 001's own spelling of type 1.
 MESSAGE_TYPE_SPELLINGS: dict[str, str] = {

@@ -186,3 +186,20 @@ def test_the_public_document_is_unchanged_in_shape() -> None:
 
     assert ["campaign_id", "channels", "events", "final", "member_id", "status", "updated_at"] == sorted(document)
     assert {"code": 2020, "shortcode": "Delivered", "range": "delivery"} == document["status"]
+
+
+def test_only_spam_complaints_count_as_complaints() -> None:
+    """Over every vocabulary entry: a complaint is exactly an entry mapped to vocab.COMPLAINT."""
+    from stream.domain import vocab
+    from stream.domain.classify import classify
+    from stream.domain.milestones import is_complaint
+
+    found = {
+        (source, channel, str(status))
+        for source, channels in vocab.SOURCE_CHANNELS.items()
+        for channel in channels
+        for status in vocab.table(source, channel)
+        if is_complaint(channel, classify(source, channel, status))
+    }
+
+    assert {("dce", "email", "COMPLAINED"), ("sendgrid", "email", "spamreport")} == found

@@ -125,3 +125,71 @@ def test_batch_metrics_add_up_to_the_same_counts_as_per_event_metrics() -> None:
     assert counters(per_event) == counters(registry)
     assert 3.0 == registry.get_sample_value("statusflow_event_lag_seconds_count")
     assert 1.0 == registry.get_sample_value("statusflow_processing_seconds_count")
+
+
+def _email_campaign() -> list[dict[str, object]]:
+    """100 emails: 90 processed, delivered, and 40 of them opened; 10 processed then bounced."""
+    envelopes: list[dict[str, object]] = []
+    for n in range(100):
+        member = {"member_id": f"m{n}", "source": "sendgrid", "message_id": f"msg-{n}"}
+        statuses = ["processed", "bounce"] if n < 10 else ["processed", "delivered", "open"][: 3 if n < 50 else 2]
+        envelopes += [{**member, "status": status, "event_id": f"{n}-{status}"} for status in statuses]
+    return envelopes
+
+
+def test_a_100_email_10_bounce_campaign_counts_100_sent_and_10_failed_messages() -> None:
+    """Per message, not per event: 240 events, yet the bounce ratio the alerts compute is 10%."""
+    registry, _ = run(_email_campaign())
+
+    def messages(outcome: str) -> float | None:
+        return registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": outcome})
+
+    assert (100.0, 10.0, 0.0, 0.0) == (
+        messages("sent"),
+        messages("failed"),
+        messages("complained"),
+        messages("not_sent"),
+    )
+
+
+def test_each_message_reaches_each_outcome_once_whatever_the_events() -> None:
+    """A bounce after delivered, a late open, duplicates, a complaint: one sent, one failed, one complaint."""
+    one = {"source": "sendgrid", "message_id": "x"}
+    registry, _ = run(
+        [
+            {**one, "status": "processed", "event_id": "a"},
+            {**one, "status": "delivered", "event_id": "b"},
+            {**one, "status": "bounce", "event_id": "c"},
+            {**one, "status": "bounce", "event_id": "c"},
+            {**one, "status": "open", "event_id": "d"},
+            {**one, "status": "spamreport", "event_id": "e"},
+            {"member_id": "m2", "source": "sendgrid", "status": "unsubscribe", "event_id": "f"},
+            {"member_id": "m3", "source": "npstoday", "status": "Throttled", "event_id": "g"},
+        ]
+    )
+
+    def messages(channel: str, outcome: str) -> float | None:
+        return registry.get_sample_value("statusflow_messages_total", {"channel": channel, "outcome": outcome})
+
+    assert (2.0, 1.0, 1.0) == (messages("email", "sent"), messages("email", "failed"), messages("email", "complained"))
+    assert 1.0 == messages("survey", "not_sent")
+
+
+def test_batched_message_counts_equal_per_event_ones() -> None:
+    """The worker's batch observer counts messages as the CLI does."""
+    envelopes = _email_campaign()
+    per_event, _ = run(envelopes)
+    registry = CollectorRegistry()
+    batch = Metrics(registry).batch()
+    states: dict[str, MemberState] = {}
+    for envelope in envelopes:
+        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
+    batch.commit(0.01)
+
+    assert [
+        per_event.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
+        for o in ("sent", "failed")
+    ] == [
+        registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
+        for o in ("sent", "failed")
+    ]
