@@ -33,7 +33,9 @@ class Decision(NamedTuple):
     The outcome that decides a status, with the event that brought it.
 
     Field order is the precedence order: comparing two Decisions as tuples picks the winner
-    (stronger outcome, then the earlier event, then the larger event id).
+    (stronger outcome, then the earlier event, then the larger event id). ``strength`` is the
+    message order's for an event's decision and a message's best one, the member order's for a
+    message's contribution and a member's status (``precedence``).
     """
 
     strength: int
