@@ -18,8 +18,9 @@ from prometheus_client.registry import Collector
 from stream.domain.catalog import ADDITION_STATUS, CHANNELS, range_of
 from stream.domain.classify import SOURCES
 from stream.domain.errors import REASONS, BadEventError
-from stream.domain.milestones import MILESTONES, message_of, reached
+from stream.domain.milestones import MILESTONES, names
 from stream.domain.model import Event, MemberState
+from stream.domain.precedence import message_of
 
 # The *_created series double every counter's cardinality and no panel or alert reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -191,9 +192,7 @@ def _reached(event: Event, before: MemberState | None, after: MemberState) -> tu
     if message is None:  # cannot happen: the event was applied to this state
         return ()
     held = message_of(before, event.message)
-    if held is not None and held.best is message.best:
-        return ()
-    return reached(message.channel, None if held is None else held.best.outcome, message.best.outcome)
+    return names(message.reached if held is None else message.reached & ~held.reached)
 
 
 class MembersByStatus(Collector):

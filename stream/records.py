@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from stream.domain.model import Decision, Event, MemberState, Outcome
+from stream.domain import milestones
+from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 from stream.domain.precedence import channel_of, decision, from_messages, message_key, message_state, strength
 
 _new = tuple.__new__
@@ -50,12 +51,26 @@ def event_from_fields(fields: list[Any]) -> Event:
         member_id, campaign_id, source, channel, code, final, channel_status, earliness, event_id = fields
         reminder = code == 2050  # Reminded: what the old classifier made of a reminder's handover
         message = message_key(channel, None, reminder=reminder)
-    # The strength is recomputed, not shipped: a pack written before a change of the rank table
-    # must be judged by the table of the worker that reads it. tuple.__new__: this is per event.
-    rank = strength(code, final)
-    outcome = _new(Outcome, (code, final, channel_status, rank))
-    decided = _new(Decision, (rank, earliness, event_id, outcome))
+    # The strength and milestones are recomputed, not shipped: a pack written before a change of
+    # the rank table must be judged by the table of the worker that reads it. The Outcome is cached
+    # (a vocabulary yields a few hundred) and tuple.__new__ builds the rest: this is per event.
+    key = (code, final, channel_status, channel)
+    outcome = _OUTCOMES.get(key) or _outcome(key)
+    decided = _new(Decision, (outcome.strength, earliness, event_id, outcome))
     return _new(Event, (member_id, campaign_id, source, channel, decided, message, reminder))
+
+
+_OUTCOMES: dict[tuple[int, bool, int, str], Outcome] = {}
+
+
+def _outcome(key: tuple[int, bool, int, str]) -> Outcome:
+    code, final, channel_status, channel = key
+    if len(_OUTCOMES) >= 65_536:  # bounded by the vocabularies in practice; be sure
+        _OUTCOMES.clear()
+    found = _OUTCOMES[key] = Outcome(
+        code, final, channel_status, strength(code, final), milestones.bits(channel, code, channel_status)
+    )
+    return found
 
 
 def decode_pack(raw: bytes) -> list[Event]:
@@ -67,15 +82,15 @@ def encode_state(state: MemberState) -> bytes:
     """
     Return a member state as bytes for the table changelog (format 2).
 
-    ``[2, member_id, campaign_id, [[message key, reminder, decision], ...], event ids]``; the
-    status and channel statuses are derived from the messages again when read.
+    ``[2, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], event ids]``;
+    the status and channel statuses are derived from the messages again when read.
     """
     return orjson.dumps(
         [
             STATE_FORMAT,
             state.member_id,
             state.campaign_id,
-            [[key, message.reminder, _decision(message.best)] for key, message in state.messages],
+            [[key, message.reminder, _decision(message.best), message.reached] for key, message in state.messages],
             sorted(state.event_ids),
         ]
     )
@@ -98,14 +113,15 @@ def decode_state(raw: bytes) -> MemberState:
     if version == STATE_FORMAT and len(fields) == 5:  # the five fields of format 2
         _, member_id, campaign_id, messages, event_ids = fields
         joined = tuple(
-            (key, message_state(channel_of(key), reminder, _undecision(held))) for key, reminder, held in messages
+            (key, message_state(channel_of(key), reminder, _undecision(channel_of(key), held), reached))
+            for key, reminder, held, reached in messages
         )
     elif isinstance(version, str) and len(fields) == 5:  # format 1 had five fields
         member_id, campaign_id, _, channels, event_ids = fields
         invitation = False
         joined = tuple(
             sorted(
-                (message_key(channel, None, reminder=invitation), message_state(channel, invitation, _undecision(held)))
+                (message_key(channel, None, reminder=invitation), _migrated(channel, _undecision(channel, held)))
                 for channel, held in channels
             )
         )
@@ -123,6 +139,14 @@ def _decision(held: Decision) -> list[Any]:
     return [outcome.code, outcome.final, outcome.channel_status, held.occurred_at, held.event_id]
 
 
-def _undecision(fields: list[Any]) -> Decision:
+def _undecision(channel: str, fields: list[Any]) -> Decision:
     code, final, channel_status, occurred_at, event_id = fields
-    return decision(Outcome(code, final, channel_status, strength(code, final)), occurred_at, event_id)
+    outcome = _OUTCOMES.get((code, final, channel_status, channel)) or _outcome((code, final, channel_status, channel))
+    return decision(outcome, occurred_at, event_id)
+
+
+def _migrated(channel: str, best: Decision) -> MessageState:
+    # A format-1 channel decision as its channel's invitation message; the milestones the old
+    # record can vouch for are those of that decision.
+    invitation = False
+    return message_state(channel, invitation, best, best.outcome.reached)

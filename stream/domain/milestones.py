@@ -1,18 +1,17 @@
 """
 Message milestones: what the per-message metrics count, so ratios divide by messages, not events.
 
-A message reaches each milestone at most once. Its best decision only rises in the message order
-(``precedence.PRECEDENCE``), and each milestone is one contiguous band of that order: ``not_sent``
-(nps.today decided not to send it: 4xxx, 2051), ``sent`` (handed over: everything from 2010 up,
-failures included), ``failed`` (a provider bounce or failure: 5xxx) and ``complained`` (a spam
-complaint). So 100 emails with 10 bounces count ``sent`` 100 and ``failed`` 10, whatever the
-number of ``processed``, ``delivered`` and ``open`` events around them.
+A message reaches a milestone when any of its events reports it: ``sent`` (handed over: 2010 and
+every later outcome, failures included), ``failed`` (a provider bounce or failure: 5xxx),
+``complained`` (a spam complaint) or ``not_sent`` (nps.today decided not to send it: 4xxx, 2051).
+Each outcome carries its milestones as bits (``Outcome.reached``); a message keeps their union
+(``MessageState.reached``), a join like the rest of the state, so the counts do not depend on the
+order events arrive in. 100 emails with 10 bounces count ``sent`` 100 and ``failed`` 10, whatever
+the number of ``processed``, ``delivered`` and ``open`` events around them.
 """
 
 from __future__ import annotations
 
-from stream.domain.model import MemberState, MessageState, Outcome
-from stream.domain.precedence import RANK, SENT_RANK
 from stream.domain.vocab import COMPLAINT_EMAIL_STATUS
 
 SENT = "sent"
@@ -20,50 +19,41 @@ FAILED = "failed"
 COMPLAINED = "complained"
 NOT_SENT = "not_sent"
 MILESTONES: tuple[str, ...] = (SENT, FAILED, COMPLAINED, NOT_SENT)
+BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(MILESTONES)}
 
-_NOT_SENT_RANK = RANK[2051]  # the lowest "decided not to send"; below it, processing (0, 10)
+_UNSUBSCRIBED = 3010
+_REMINDER_FAILED = 2051
 
 
-def is_complaint(channel: str, outcome: Outcome) -> bool:
+def is_complaint(channel: str, code: int, channel_status: int) -> bool:
     """
     Return whether an outcome is a spam complaint (DCE ``COMPLAINED``, SendGrid ``spamreport``).
 
     Complaints share 3010 with unsubscribes; on email they alone show Email status 1 Sent
     (``vocab.COMPLAINT``), an unsubscribe shows 5 Clicked.
     """
-    return channel == "email" and outcome.code == 3010 and outcome.channel_status == COMPLAINT_EMAIL_STATUS
+    return channel == "email" and code == _UNSUBSCRIBED and channel_status == COMPLAINT_EMAIL_STATUS
 
 
-def milestones(channel: str, outcome: Outcome) -> tuple[str, ...]:
-    """Return the milestones a message whose best outcome is ``outcome`` has reached."""
-    rank = RANK[outcome.code]
-    if rank < _NOT_SENT_RANK:
-        return ()
-    if rank < SENT_RANK:
-        return (NOT_SENT,)
-    if 5000 <= outcome.code < 6000:  # the provider error ranges of seed 001
-        return (SENT, FAILED)
-    return (SENT, COMPLAINED) if is_complaint(channel, outcome) else (SENT,)
-
-
-_REACHED: dict[tuple[str, Outcome | None, Outcome], tuple[str, ...]] = {}
-
-
-def reached(channel: str, before: Outcome | None, after: Outcome) -> tuple[str, ...]:
-    """Return the milestones a message reached when its best outcome went from ``before`` to ``after``."""
-    key = (channel, before, after)
-    found = _REACHED.get(key)
-    if found is None:
-        had = () if before is None else milestones(channel, before)
-        found = _REACHED[key] = tuple(m for m in milestones(channel, after) if m not in had)
+def bits(channel: str, code: int, channel_status: int) -> int:
+    """Return the milestones an outcome reports, as bits of ``BITS``."""
+    if code < 2000:  # processing: nothing has happened to the message yet
+        return 0
+    if 4000 <= code < 5000 or code == _REMINDER_FAILED:  # nps.today's own errors
+        return BITS[NOT_SENT]
+    found = BITS[SENT]
+    if 5000 <= code < 6000:  # the provider error ranges of seed 001
+        found |= BITS[FAILED]
+    if is_complaint(channel, code, channel_status):
+        found |= BITS[COMPLAINED]
     return found
 
 
-def message_of(state: MemberState | None, key: str) -> MessageState | None:
-    """Return the state of message ``key`` of a member, or None if it has none."""
-    if state is None:
-        return None
-    for held, message in state.messages:
-        if held == key:
-            return message
-    return None
+_NAMES: dict[int, tuple[str, ...]] = {
+    mask: tuple(name for name in MILESTONES if mask & BITS[name]) for mask in range(1 << len(MILESTONES))
+}
+
+
+def names(mask: int) -> tuple[str, ...]:
+    """Return the milestones set in ``mask``."""
+    return _NAMES[mask]

@@ -19,6 +19,7 @@ class Outcome(NamedTuple):
         final: True for a permanent outcome, False for a temporary / in-transit one.
         channel_status: the status code in the channel's own list (SMS status, Email status, ...).
         strength: the outcome's place in the precedence order (``precedence.strength``).
+        reached: the message milestones it reports, as bits (``milestones.bits``).
 
     """
 
@@ -26,6 +27,7 @@ class Outcome(NamedTuple):
     final: bool
     channel_status: int
     strength: int
+    reached: int
 
 
 class Decision(NamedTuple):
@@ -85,6 +87,7 @@ class MessageState(NamedTuple):
         best: the strongest of its events' decisions (message precedence: a bounce beats "delivered").
         contribution: what the message says about the member (member precedence); for a
             reminder, its outcome seen as a reminder's (2050 / 2051).
+        reached: the milestones any of its events reported (the union of their bits).
 
     """
 
@@ -92,6 +95,7 @@ class MessageState(NamedTuple):
     reminder: bool
     best: Decision
     contribution: Decision
+    reached: int
 
 
 class MemberState(NamedTuple):

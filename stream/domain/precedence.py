@@ -122,16 +122,16 @@ def _contribution(reminder: bool, outcome: Outcome) -> tuple[int, Outcome]:
         # A failure or a delivery report settles the reminder: final. Its channel status stays.
         code = REMINDER_CODE[code]
         final = final or code == 2051 or outcome.code == 2020
-        outcome = Outcome(code, final, outcome.channel_status, strength(code, final))
+        outcome = Outcome(code, final, outcome.channel_status, strength(code, final), outcome.reached)
     found = _CONTRIBUTIONS[reminder, outcome] = (member_strength(code, final), outcome)
     return found
 
 
-def message_state(channel: str, reminder: bool, best: Decision) -> MessageState:
+def message_state(channel: str, reminder: bool, best: Decision, reached: int) -> MessageState:
     """Return a message's state from its strongest decision, with what it contributes to the member."""
     found = _CONTRIBUTIONS.get((reminder, best.outcome)) or _contribution(reminder, best.outcome)
     contribution = _new_tuple(Decision, (found[0], best.earliness, best.event_id, found[1]))
-    return _new_tuple(MessageState, (channel, reminder, best, contribution))
+    return _new_tuple(MessageState, (channel, reminder, best, contribution, reached))
 
 
 def resolve(current: MemberState | None, event: Event) -> MemberState:
@@ -149,7 +149,7 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
     new = event.decision
     key = event.message
     if current is None:
-        message = message_state(event.channel, event.reminder, new)
+        message = message_state(event.channel, event.reminder, new, new.outcome.reached)
         status = message.contribution
         return _new_tuple(
             MemberState,
@@ -169,8 +169,9 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
     if len(messages) == 1 and messages[0][0] == key:  # the common case: one message per member
         held = messages[0][1]
         reminder = held.reminder or event.reminder
-        if new > held.best or reminder is not held.reminder:
-            message = message_state(held.channel, reminder, max(held.best, new))
+        reached = held.reached | new.outcome.reached
+        if new > held.best or reminder is not held.reminder or reached != held.reached:
+            message = message_state(held.channel, reminder, max(held.best, new), reached)
             status = message.contribution
             channels = ((held.channel, status),)
             messages = ((key, message),)
@@ -178,9 +179,18 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
         merged = dict(messages)
         found = merged.get(key)
         if found is None:
-            merged[key] = message_state(event.channel, event.reminder, new)
-        elif new > found.best or (event.reminder and not found.reminder):
-            merged[key] = message_state(found.channel, found.reminder or event.reminder, max(found.best, new))
+            merged[key] = message_state(event.channel, event.reminder, new, new.outcome.reached)
+        elif (
+            new > found.best
+            or (event.reminder and not found.reminder)
+            or (new.outcome.reached | found.reached) != found.reached
+        ):
+            merged[key] = message_state(
+                found.channel,
+                found.reminder or event.reminder,
+                max(found.best, new),
+                found.reached | new.outcome.reached,
+            )
         if merged[key] is not found:
             messages = tuple(sorted(merged.items()))
             status, channels = _summary(messages)
@@ -200,26 +210,35 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
 
     Equal to folding ``resolve`` over each member's events (the join makes the order irrelevant),
     but it builds one state per member instead of one per event: what an offline run over a
-    whole file wants. Per member it keeps the campaign, the keys of its reminder messages, the
-    best decision per message and the event ids; an id's first arrival counts, as in ``resolve``.
+    whole file wants. Per member it keeps the campaign, the keys of its reminder messages, per
+    message the best decision and the milestones reached, and the event ids; an id's first
+    arrival counts, as in ``resolve``.
     """
-    # member -> ([campaign_id, reminder message keys or None], best decision per message, event ids)
-    joins: dict[str, tuple[list[Any], dict[str, Decision], set[str]]] = {}
+    # member -> ([campaign_id, reminder message keys or None], message -> [best, reached], event ids)
+    joins: dict[str, tuple[list[Any], dict[str, list[Any]], set[str]]] = {}
     get = joins.get
     for event in events:
         new = event.decision
         held = get(event.member_id)
         if held is None:
             reminders = {event.message} if event.reminder else None
-            joins[event.member_id] = ([event.campaign_id, reminders], {event.message: new}, {new.event_id})
+            joins[event.member_id] = (
+                [event.campaign_id, reminders],
+                {event.message: [new, new.outcome.reached]},
+                {new.event_id},
+            )
             continue
         extra, messages, event_ids = held
         if new.event_id in event_ids:
             continue
         event_ids.add(new.event_id)
-        best = messages.get(event.message)
-        if best is None or new > best:
-            messages[event.message] = new
+        message = messages.get(event.message)
+        if message is None:
+            messages[event.message] = [new, new.outcome.reached]
+        else:
+            if new > message[0]:  # noqa: PLR1730 - max() is a call, and this runs per event
+                message[0] = new
+            message[1] |= new.outcome.reached
         if event.reminder:
             if extra[1] is None:
                 extra[1] = set()
@@ -235,20 +254,23 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
 def _state(
     member_id: str,
     campaign_id: str | None,
-    joined: dict[str, Decision],
+    joined: dict[str, list[Any]],
     reminders: Collection[str],
     event_ids: set[str],
 ) -> MemberState:
     if len(joined) == 1:
-        ((key, best),) = joined.items()
+        ((key, (best, reached)),) = joined.items()
         channel = channel_of(key)
-        message = message_state(channel, key in reminders, best)
+        message = message_state(channel, key in reminders, best, reached)
         status = message.contribution
         return _new_tuple(
             MemberState, (member_id, campaign_id, status, ((channel, status),), frozenset(event_ids), ((key, message),))
         )
     messages = tuple(
-        sorted((key, message_state(channel_of(key), key in reminders, best)) for key, best in joined.items())
+        sorted(
+            (key, message_state(channel_of(key), key in reminders, best, reached))
+            for key, (best, reached) in joined.items()
+        )
     )
     return from_messages(member_id, campaign_id, messages, frozenset(event_ids))
 
@@ -264,6 +286,15 @@ def from_messages(
     return _new_tuple(MemberState, (member_id, campaign_id, status, channels, event_ids, messages))
 
 
+def message_of(state: MemberState | None, key: str) -> MessageState | None:
+    """Return the state of message ``key`` of a member, or None if it has none."""
+    if state is not None:
+        for held, message in state.messages:
+            if held == key:
+                return message
+    return None
+
+
 def channel_of(key: str) -> str:
     """Return the channel of a message key (``message_key``)."""
     return key.partition("#")[0].partition("~")[0]
@@ -277,7 +308,12 @@ def merge(a: MemberState, b: MemberState) -> MemberState:
         merged[key] = (
             theirs
             if ours is None or ours == theirs
-            else message_state(ours.channel, ours.reminder or theirs.reminder, max(ours.best, theirs.best))
+            else message_state(
+                ours.channel,
+                ours.reminder or theirs.reminder,
+                max(ours.best, theirs.best),
+                ours.reached | theirs.reached,
+            )
         )
     return from_messages(
         a.member_id, _campaign(a.campaign_id, b.campaign_id), tuple(sorted(merged.items())), a.event_ids | b.event_ids

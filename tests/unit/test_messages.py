@@ -199,7 +199,9 @@ def test_only_spam_complaints_count_as_complaints() -> None:
         for source, channels in vocab.SOURCE_CHANNELS.items()
         for channel in channels
         for status in vocab.table(source, channel)
-        if is_complaint(channel, classify(source, channel, status))
+        if is_complaint(
+            channel, classify(source, channel, status).code, classify(source, channel, status).channel_status
+        )
     }
 
     assert {("dce", "email", "COMPLAINED"), ("sendgrid", "email", "spamreport")} == found

@@ -193,3 +193,23 @@ def test_batched_message_counts_equal_per_event_ones() -> None:
         registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
         for o in ("sent", "failed")
     ]
+
+
+def test_message_counts_do_not_depend_on_the_order_events_arrive_in() -> None:
+    """An open before or after the bounce: the message counts as failed either way."""
+    one = {"source": "sendgrid", "message_id": "x"}
+    events: list[dict[str, object]] = [
+        {**one, "status": "open", "event_id": "a"},
+        {**one, "status": "bounce", "event_id": "b"},
+        {"source": "npstoday", "status": "Throttled", "event_id": "c", "channel": "email", "message_id": "x"},
+    ]
+    forward, _ = run(events)
+    backward, _ = run(events[::-1])
+
+    def counts(registry: CollectorRegistry) -> list[float | None]:
+        return [
+            registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": outcome})
+            for outcome in ("sent", "failed", "complained", "not_sent")
+        ]
+
+    assert [1.0, 1.0, 0.0, 1.0] == counts(forward) == counts(backward)

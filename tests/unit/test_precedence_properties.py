@@ -103,3 +103,19 @@ def test_resolving_all_at_once_equals_resolving_one_by_one(events: list[Event], 
     arrival = data.draw(st.permutations(events + extra))
 
     assert {arrival[0].member_id: fold(arrival)} == resolve_members(arrival)
+
+
+@settings(max_examples=200)
+@given(events=member_events(), data=st.data())
+def test_a_messages_milestones_are_those_its_events_reported_in_any_order(
+    events: list[Event], data: st.DataObject
+) -> None:
+    """What the per-message metrics count is a join too: the union of the events' milestones."""
+    state = fold(data.draw(st.permutations(events)))
+
+    for key, message in state.messages:
+        expected = 0
+        for event in events:
+            if event.message == key:
+                expected |= event.decision.outcome.reached
+        assert expected == message.reached
