@@ -19,7 +19,8 @@ import orjson
 
 from stream.domain import milestones
 from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
-from stream.domain.precedence import channel_of, decision, from_messages, message_key, message_state, strength
+from stream.domain.precedence import channel_of, decision, from_messages, message_key, message_state
+from stream.domain.precedence import outcome as new_outcome
 
 _new = tuple.__new__
 
@@ -67,9 +68,7 @@ def _outcome(key: tuple[int, bool, int, str]) -> Outcome:
     code, final, channel_status, channel = key
     if len(_OUTCOMES) >= 65_536:  # bounded by the vocabularies in practice; be sure
         _OUTCOMES.clear()
-    found = _OUTCOMES[key] = Outcome(
-        code, final, channel_status, strength(code, final), milestones.bits(channel, code, channel_status)
-    )
+    found = _OUTCOMES[key] = new_outcome(code, final, channel_status, milestones.bits(channel, code, channel_status))
     return found
 
 

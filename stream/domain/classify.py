@@ -14,7 +14,7 @@ from stream.domain import milestones, vocab
 from stream.domain.catalog import range_of
 from stream.domain.errors import BadEventError
 from stream.domain.model import Outcome
-from stream.domain.precedence import strength
+from stream.domain.precedence import outcome
 
 SOURCES: tuple[str, ...] = tuple(vocab.SOURCE_CHANNELS)
 
@@ -120,7 +120,7 @@ def _classify(source: str, channel: str, key: str | int, reminder: bool, raw: st
     if reminder and code == 2010:
         code = 2050
     channel_status = entry[2] if len(entry) == 3 else channel_status_of(channel, code)
-    return Outcome(code, final, channel_status, strength(code, final), milestones.bits(channel, code, channel_status))
+    return outcome(code, final, channel_status, milestones.bits(channel, code, channel_status))
 
 
 def channel_status_of(channel: str, code: int) -> int:

@@ -18,8 +18,10 @@ class Outcome(NamedTuple):
         code: the AdditionStatus code.
         final: True for a permanent outcome, False for a temporary / in-transit one.
         channel_status: the status code in the channel's own list (SMS status, Email status, ...).
-        strength: the outcome's place in the precedence order (``precedence.strength``).
+        strength: the outcome's place in the message precedence order (``precedence.strength``).
         reached: the message milestones it reports, as bits (``milestones.bits``).
+        member_strength: its place in the member precedence order, as an invitation's outcome
+            (``precedence.member_strength``): carried here so the join looks nothing up.
 
     """
 
@@ -28,6 +30,7 @@ class Outcome(NamedTuple):
     channel_status: int
     strength: int
     reached: int
+    member_strength: int
 
 
 class Decision(NamedTuple):
