@@ -112,7 +112,6 @@ def message_key(channel: str, message_id: str | None, *, reminder: bool) -> str:
     return f"{channel}~reminder" if reminder else channel
 
 
-# (reminder, message outcome) -> (member strength, the outcome as the member sees it).
 def outcome(code: int, final: bool, channel_status: int, reached: int) -> Outcome:
     """Return the Outcome of an AdditionStatus, with its places in both precedence orders."""
     return Outcome(code, final, channel_status, strength(code, final), reached, member_strength(code, final))
