@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export STATUSFLOW_KAFKA_HEAP ?= 768m
 
 .PHONY: install run test check lint format typecheck unit-tests integration-tests e2e-tests \
-        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker kafka-start kafka-stop tools clean
+        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker kafka-start kafka-stop tools tools-run clean
 
 ## Everything needed to run and test, into ./.venv (idempotent; re-runs when pyproject.toml changes)
 install: $(STAMP)
@@ -16,15 +16,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-## System tools the tests use: promtool/prometheus (Debian's prometheus), Maven and Java for Kafka
+## System tools: Java and Maven for the local Kafka (make run); Debian's prometheus too for the tests
+KAFKA_TOOLS := java:openjdk-17-jre-headless mvn:maven
+TEST_TOOLS := $(KAFKA_TOOLS) promtool:prometheus prometheus:prometheus
+tools-run:
+	@deploy/tools.sh $(KAFKA_TOOLS)
 tools:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v mvn >/dev/null && command -v java >/dev/null || { \
-	  echo "installing Debian packages: prometheus maven openjdk-17-jre-headless"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus maven openjdk-17-jre-headless >/dev/null; }
-	@pkill -x prometheus 2>/dev/null || true  # the package starts a system instance on :9090; tests run their own
+	@deploy/tools.sh $(TEST_TOOLS)
 
 ## The main job on the embedded default: local Kafka, the worker, a replayed sample stream, live statuses
-run: install tools
+run: install tools-run
 	$(VENV)/bin/statusflow demo
 
 ## The whole test suite: lint, types, unit, integration, Kafka end-to-end, promtool rules

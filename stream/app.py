@@ -16,21 +16,30 @@ replays records, and the join makes every replay a no-op (README, "Delivery guar
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
 import faust
+import orjson
+from aiokafka.errors import KafkaError
 from faust.serializers import codecs
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import records
 from stream.codec import encode_state
 from stream.config import Settings
+from stream.domain.errors import BadEventError
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
-from stream.ingest import RawIngest
-from stream.metrics import MembersByStatus, Metrics
+from stream.ingest import DeliveryError, RawIngest
+from stream.metrics import BatchMetrics, MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
+from stream.resolver import DeadLetter
+from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES
+from stream.writer import Record, is_too_large
 
 
 class _StateCodec(codecs.Codec):
@@ -61,6 +70,11 @@ class _StateValue:
     def from_data(cls, data: Any, preferred_type: Any = None) -> Any:  # noqa: ARG003 - Faust's signature
         return data
 
+
+_NO_IDS: frozenset[str] = frozenset()
+_UNKNOWN_END = 2**63
+_END_OFFSETS_TIMEOUT = 5.0
+log = logging.getLogger(__name__)  # an end offset not known: treat every pack as a possible replay
 
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -101,40 +115,153 @@ class Handlers:
         self.metrics = Metrics(registry)
         self.ingest = RawIngest(settings, self.metrics)
         registry.register(MembersByStatus(lambda: list(states.values())))
+        self.replay_ends: dict[int, int] = {}
 
     async def resolve(self, batch: list[Any]) -> None:
-        """Join each event into its member's state; persist and publish each changed member once."""
+        """
+        Join each event into its member's state; persist, then publish, each changed member once.
+
+        Persist first, then publish, each write acknowledged: a published state is always in the
+        changelog, so a restarted worker starts from at least what subscribers have seen and never
+        publishes an older state after it. A crash between the two leaves a state persisted but not
+        published; its events come back as duplicates in the packs replayed after a restart, so a
+        duplicate from a pack the previous owner may have handled republishes its member's state.
+        """
         started = time.perf_counter()
-        store = self.states.data  # the store itself: the changelog write below replaces Faust's
-        changed: dict[bytes, tuple[MemberState, int]] = {}
         observed = self.metrics.batch()
-        for pack in batch:
-            for item in records.decode_pack(pack.value):
-                key = item.member_id.encode()
-                before: MemberState | None = store.get(key)
-                after = resolve(before, item)
-                if after is before:
-                    observed.duplicate(item)
-                    continue
-                store[key] = after
-                observed.applied(item, before, after)
-                changed[key] = (after, pack.message.partition)
+        replay_ends = await self._replay_ends({pack.message.partition for pack in batch})
+        changed, first_seen, replayed = self._join(batch, replay_ends, observed)
         for key, (_, partition) in changed.items():
             _remember_partition(self.states, key, partition)
-        items = list(changed.items())
-        # Publish first, persist second, each flushed: if the worker dies in between, the
-        # changelog still holds the older state, so the replayed events change it again and the
-        # state is published again. The other order could leave a state persisted but never
-        # published, and every replay would then be a duplicate that publishes nothing.
-        await self.ingest.send_batches(
-            self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in items]
-        )
-        await self.ingest.flush()
         changelog = self.states.changelog_topic.get_topic_name()
-        await self.ingest.send_batches(changelog, [(p, key, records.encode_state(state)) for key, (state, p) in items])
-        # Before Faust may ack (and later commit) these packs, their effects must be durable.
-        await self.ingest.flush()
+        refused = await self.ingest.write(
+            changelog, [(p, key, records.encode_state(state)) for key, (state, p) in changed.items()]
+        )
+        if refused:
+            await self._refuse_states(batch, refused, first_seen, changed)
+        store = self.states.data
+        for key, partition in replayed.items():
+            if key not in changed and key in store:
+                changed[key] = (store[key], partition)
+        failed = await self.ingest.write(
+            self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in changed.items()]
+        )
+        if failed:
+            raise DeliveryError(f"{len(failed)} states could not be published: {failed[0][1]!r}")
         observed.commit(time.perf_counter() - started)
+
+    def _join(
+        self, batch: list[Any], replay_ends: dict[int, int], observed: BatchMetrics
+    ) -> tuple[dict[bytes, tuple[MemberState, int]], dict[bytes, MemberState | None], dict[bytes, int]]:
+        """
+        Join a batch's events into the store.
+
+        Returns:
+            The changed members' new states and partitions, their states before the batch, and the
+            members of duplicates from packs below the replay ends (to republish).
+
+        """
+        store = self.states.data  # the store itself: the changelog write in resolve replaces Faust's
+        # Per member: its state before this batch, and this batch's events joined over an empty
+        # set of ids. A hot member's ids are united with the batch's once, not copied per event
+        # (a member with 25,000 events held the event loop for seconds, past the session timeout).
+        joined: dict[bytes, list[Any]] = {}
+        changed_in: dict[bytes, int] = {}
+        replayed: dict[bytes, int] = {}
+        for pack in batch:
+            partition = pack.message.partition
+            replay = pack.message.offset < replay_ends.get(partition, _UNKNOWN_END)
+            for item in records.decode_pack(pack.value):
+                key = item.member_id.encode()
+                entry = joined.get(key)
+                if entry is None:
+                    before: MemberState | None = store.get(key)
+                    entry = joined[key] = [before, None if before is None else before._replace(event_ids=_NO_IDS)]
+                current = entry[1]
+                seen = entry[0] is not None and item.event_id in entry[0].event_ids
+                after = current if seen else resolve(current, item)
+                if after is current:
+                    observed.duplicate(item)
+                    if replay:
+                        replayed[key] = partition
+                    continue
+                entry[1] = after
+                observed.applied(item, current, after)
+                changed_in[key] = partition
+        changed: dict[bytes, tuple[MemberState, int]] = {}
+        first_seen: dict[bytes, MemberState | None] = {}
+        for key, partition in changed_in.items():
+            before, joined_state = joined[key]
+            if before is not None:
+                joined_state = joined_state._replace(event_ids=before.event_ids | joined_state.event_ids)
+            store[key] = joined_state
+            first_seen[key] = before
+            changed[key] = (joined_state, partition)
+        return changed, first_seen, replayed
+
+    async def _refuse_states(
+        self,
+        batch: list[Any],
+        refused: list[tuple[Record, BaseException]],
+        first_seen: dict[bytes, MemberState | None],
+        changed: dict[bytes, tuple[MemberState, int]],
+    ) -> None:
+        # A state the changelog will not take (too large even compressed) cannot be kept: the
+        # member stays as it was before this batch, and this batch's events of it are
+        # dead-lettered, with where they lie and why. Anything else is not ours to decide.
+        too_large = {record[1]: error for record, error in refused if is_too_large(error)}
+        if len(too_large) < len(refused):
+            raise DeliveryError(f"{len(refused)} states could not be persisted: {refused[0][1]!r}")
+        store = self.states.data
+        for key in too_large:
+            before = first_seen[key]  # type: ignore[index]
+            if before is None:
+                del store[key]
+            else:
+                store[key] = before
+            del changed[key]  # type: ignore[arg-type]
+        letters: list[Record] = []
+        for pack in batch:
+            message = pack.message
+            for item in records.decode_pack(pack.value):
+                key = item.member_id.encode()
+                if key in too_large:
+                    error = BadEventError(
+                        "too_large",
+                        "member_id",
+                        f"member {item.member_id!r} would hold a state over the changelog's limit of "
+                        f"{CHANGELOG_MAX_BYTES:,} bytes; it keeps its earlier state",
+                    )
+                    origin = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+                    letter = DeadLetter(orjson.dumps(records.event_fields(item)), error, origin)
+                    self.metrics.dead_letter(error)
+                    letters.append((message.partition, key, orjson.dumps(letter.document())))
+        failed = await self.ingest.write(self.settings.dlq_topic, letters)
+        if failed:
+            raise DeliveryError(f"{len(failed)} dead letters could not be written: {failed[0][1]!r}")
+
+    async def _replay_ends(self, partitions: set[int]) -> dict[int, int]:
+        """Return, per partition, the end offset when it was assigned: packs below it may be replays."""
+        missing = partitions - self.replay_ends.keys()
+        if missing:
+            # Faust's own consumer: it is assigned these partitions, so its metadata knows them.
+            topic = self.settings.by_member_topic
+            try:
+                ends = await asyncio.wait_for(
+                    self.app.consumer.highwaters(*(TP(topic, p) for p in missing)), _END_OFFSETS_TIMEOUT
+                )
+                self.replay_ends.update({tp.partition: offset for tp, offset in ends.items()})
+            except (
+                KafkaError,
+                TimeoutError,
+            ) as error:  # unknown: every duplicate republishes, until the next assignment
+                log.warning("end offsets of %s unknown (%r); duplicates republish their states", topic, error)
+                self.replay_ends.update(dict.fromkeys(missing, _UNKNOWN_END))
+        return self.replay_ends
+
+    async def forget_replays(self, *_: Any, **__: Any) -> None:
+        """At every assignment: what another worker may have handled is measured anew."""
+        self.replay_ends.clear()
 
     async def measure_lag(self) -> None:
         """Set statusflow_consumer_lag for the partitions this worker holds now."""
@@ -153,7 +280,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """Build the Faust app for ``settings``; metrics go to ``registry`` (a fresh one by default)."""
     registry = registry or CollectorRegistry()
     app = faust_app(settings)
-    states = app.Table("member-states", partitions=settings.partitions, key_type=bytes, value_type=_StateValue)
+    states = app.Table(
+        "member-states",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=_StateValue,
+        extra_topic_configs=CHANGELOG_CONFIGS,
+    )
     handlers = Handlers(app, settings, states, registry)
     by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)
 
@@ -168,6 +301,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             await handlers.resolve(batch)
 
     app.timer(interval=5.0)(handlers.measure_lag)
+    app.on_partitions_assigned.connect(handlers.forget_replays)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:  # noqa: ARG001 - Faust's page signature

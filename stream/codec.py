@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, overload
 
 import msgspec
 import orjson
@@ -45,6 +46,8 @@ def decode_event(raw: bytes | str) -> Event:
         envelope = _decode_typed(raw)
     except (ValueError, RecursionError):  # msgspec's errors are ValueErrors; the general path explains
         return _decode_generic(raw)
+    if not envelope.member_id.isprintable():  # rare: the general path tells a control character from the rest
+        return _decode_generic(raw)
     source, channel, outcome, reminder, implicit = _outcome(
         envelope.source, envelope.channel, envelope.status, envelope.message_type
     )
@@ -70,11 +73,28 @@ def decode_event(raw: bytes | str) -> Event:
     )
 
 
+def json_error(raw: bytes | str, error: orjson.JSONDecodeError, what: str) -> BadEventError:
+    """Return the dead-letter error for a record orjson refused, in words a person can act on."""
+    if "infinity" in str(error):  # orjson's word for a number beyond a double, e.g. a 5,000-digit integer
+        text = raw.encode() if isinstance(raw, str) else raw
+        number = _NUMBER.match(text, error.pos)
+        digits = len(number.group()) if number else 0
+        return BadEventError(
+            "malformed_json",
+            "",
+            f"{what}: the number at character {error.pos} ({digits:,} characters) is too large for a 64-bit number",
+        )
+    return BadEventError("malformed_json", "", f"{what}: {error}")
+
+
+_NUMBER = re.compile(rb"-?[0-9][0-9.eE+-]*")
+
+
 def _decode_generic(raw: bytes | str) -> Event:
     try:
         envelope = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise BadEventError("malformed_json", "", f"not valid JSON: {error}") from None
+        raise json_error(raw, error, "not valid JSON") from None
     if not isinstance(envelope, dict):
         raise BadEventError("not_an_object", "", f"an event is a JSON object, got {type(envelope).__name__}")
     return event_from_envelope(envelope)
@@ -85,19 +105,20 @@ def _decode_generic(raw: bytes | str) -> Event:
 # value without the checks orjson makes, e.g. UTF-8 in its strings). Integers are held to 64 bits
 # because orjson reads a larger one as a float.
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+_Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_MessageId = Annotated[str, msgspec.Meta(max_length=256)]  # empty: the channel's implicit message
 
 
 class _TypedEnvelope(msgspec.Struct, forbid_unknown_fields=True):
-    member_id: _NonEmpty
+    member_id: _Identifier
     source: str
     status: str | _Int64
     occurred_at: datetime | _Int64 | float
-    event_id: _NonEmpty  # without one, the derived id needs the whole envelope: general path
-    campaign_id: str | None = None
+    event_id: _Identifier  # without one, the derived id needs the whole envelope: general path
+    campaign_id: _Identifier | None = None
     channel: str | None = None
     message_type: str | _Int64 | None = None
-    message_id: str | _Int64 | None = None
+    message_id: _MessageId | _Int64 | None = None
     detail: dict[str, Any] | None = None
 
 
@@ -107,24 +128,20 @@ _decode_typed = msgspec.json.Decoder(_TypedEnvelope).decode
 def event_from_envelope(envelope: dict[str, Any]) -> Event:
     """Validate a parsed envelope and classify it (see ``decode_event``)."""
     get = envelope.get
-    member_id = get("member_id")
-    if type(member_id) is not str or not member_id:
-        member_id = _identifier(member_id, "member_id", required=True)
+    member_id = _identifier(get("member_id"), "member_id", required=True)
+    if _CONTROL.search(member_id):
+        raise BadEventError("bad_field", "member_id", f"member_id {member_id!r} holds a control character")
     outcome = _outcome(get("source"), get("channel"), get("status"), get("message_type"))
     message_id = _message_id(get("message_id"))
     source, channel = outcome[0], outcome[1]
     occurred_at = get("occurred_at")
     if type(occurred_at) is not int or occurred_at < _MS_THRESHOLD:
         occurred_at = parse_time(occurred_at)
-    campaign_id = get("campaign_id")
-    if campaign_id is not None and type(campaign_id) is not str:
-        campaign_id = _identifier(campaign_id, "campaign_id", required=False)
+    campaign_id = _identifier(get("campaign_id"), "campaign_id", required=False)
     detail = get("detail")
     if detail is not None and type(detail) is not dict:
         raise BadEventError("bad_field", "detail", f"detail is an object when present, got {type(detail).__name__}")
-    event_id = get("event_id")
-    if type(event_id) is not str or not event_id:
-        event_id = _identifier(event_id, "event_id", required=False) or derived_event_id(envelope)
+    event_id = _identifier(get("event_id"), "event_id", required=False) or derived_event_id(envelope)
     message = outcome[4] if message_id is None else f"{channel}#{message_id}"
     return tuple.__new__(
         Event,
@@ -312,14 +329,31 @@ def encode_state(state: MemberState) -> bytes:
 _STATE_MIDDLES: dict[tuple[Any, ...], bytes] = {}
 
 
+# Identifiers travel in every pack, state and output record: an absurd one (a whole document pasted
+# in) would make each of them too large for Kafka, so they are held to a length no real id reaches.
+IDENTIFIER_LIMIT = 256
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+@overload
+def _identifier(value: object, field: str, *, required: Literal[True]) -> str: ...
+@overload
+def _identifier(value: object, field: str, *, required: bool) -> str | None: ...
 def _identifier(value: object, field: str, *, required: bool) -> str | None:
+    if type(value) is str and 0 < len(value) <= IDENTIFIER_LIMIT:
+        return value
     if value is None:
         if required:
             raise BadEventError("missing_field", field, f"{field} is required")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise BadEventError("bad_field", field, f"{field} is a non-empty string or an integer, got {value!r}")
-    return str(value)
+    text = str(value)
+    if len(text) > IDENTIFIER_LIMIT:
+        raise BadEventError(
+            "bad_field", field, f"{field} has {len(text):,} characters; an identifier has at most {IDENTIFIER_LIMIT}"
+        )
+    return text
 
 
 def _message_type(value: object) -> str | None:
@@ -340,11 +374,7 @@ def _message_id(value: object) -> str | None:
     # Which message an event reports on; absent or empty: the channel's implicit message.
     if value is None or value == "":
         return None
-    if type(value) is str:
-        return value
-    if type(value) is int:
-        return str(value)
-    raise BadEventError("bad_field", "message_id", f"message_id is a string or an integer when present, got {value!r}")
+    return _identifier(value, "message_id", required=False)
 
 
 def _missing_or_bad(field: str, value: object, expected: str) -> BadEventError:

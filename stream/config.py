@@ -46,6 +46,20 @@ class Settings:
     batch_window: float = 0.05
     log_level: str = "warning"
 
+    def raw_topic(self, record_format: str) -> str:
+        """
+        Return the raw topic of ``record_format``: where its records (one webhook body each) arrive.
+
+        Envelopes arrive on ``events_topic`` (``message-events``), SendGrid bodies on
+        ``sendgrid_topic``, every other provider format on ``<events_topic>.<format>``
+        (``message-events.twilio``, ...).
+        """
+        if record_format == "envelope":
+            return self.events_topic
+        if record_format == "sendgrid":
+            return self.sendgrid_topic
+        return f"{self.events_topic}.{record_format}"
+
     @property
     def by_member_topic(self) -> str:
         """The internal topic that re-keys events by member_id, so a member's events meet."""

@@ -15,8 +15,10 @@ are committed, so a crash replays records, which the member join turns into no-o
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -25,8 +27,36 @@ from mode import Service
 
 from stream import records
 from stream.config import Settings
+from stream.domain.errors import BadEventError
+from stream.domain.model import Event
 from stream.metrics import Metrics
-from stream.resolver import DeadLetter, events_of
+from stream.resolver import FORMATS, DeadLetter, events_of
+from stream.topics import CHANGELOG_MAX_BYTES
+from stream.writer import Record, Writer
+
+log = logging.getLogger(__name__)
+
+# A Kafka batch, and so a pack of events, stays well under the broker's 1 MB default message size.
+BATCH_BYTES = 512 * 1024
+PACK_BYTES = 256 * 1024
+
+
+class DeliveryError(Exception):
+    """Records could not be written for a reason retrying cannot mend; the input is not committed."""
+
+
+def cut_packs(events: list[tuple[Any, ...]], limit: int = PACK_BYTES) -> list[bytes]:
+    """
+    Return ``events`` as encoded packs, each at most ``limit`` bytes (one event alone excepted).
+
+    A 1.5 MB SendGrid body for one member makes 15,000 events bound for one partition: one pack
+    of them would be refused by Kafka. Halving keeps the common case (one small pack) one encode.
+    """
+    encoded = orjson.dumps(events)
+    if len(encoded) <= limit or len(events) == 1:
+        return [encoded]
+    half = len(events) // 2
+    return cut_packs(events[:half], limit) + cut_packs(events[half:], limit)
 
 
 def partition_of(member_id: bytes, partitions: int) -> int:
@@ -40,14 +70,16 @@ def partition_of(member_id: bytes, partitions: int) -> int:
 
 
 class RawIngest(Service):
-    """The consumer of the raw topics (envelopes and SendGrid bodies)."""
+    """The consumer of the raw topics (envelopes, and each provider format's webhook bodies)."""
 
     def __init__(self, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.formats = {settings.events_topic: "envelope", settings.sendgrid_topic: "sendgrid"}
+        self.formats = {settings.raw_topic(name): name for name in FORMATS}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.writer: Writer | None = None
+        self._reported: set[type[BaseException]] = set()
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -65,9 +97,16 @@ class RawIngest(Service):
             max_poll_records=s.batch_size,
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.broker, acks="all", enable_idempotence=True, linger_ms=5, max_batch_size=512 * 1024
+            bootstrap_servers=s.broker,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=BATCH_BYTES,
+            # Changelog records of large states may exceed the 1 MB default (topics.CHANGELOG_MAX_BYTES).
+            max_request_size=CHANGELOG_MAX_BYTES + BATCH_BYTES,
         )
         await self.producer.start()
+        self.writer = Writer(self.producer, stopping=lambda: self.should_stop)
         await self.consumer.start()
 
     async def on_stop(self) -> None:
@@ -87,47 +126,54 @@ class RawIngest(Service):
                 await self.consumer.commit()
 
     async def forward(self, batch: list[Any]) -> None:
-        """Decode a batch of raw records; produce one pack per destination partition and the dead letters."""
-        assert self.producer is not None  # noqa: S101 - started in on_start
+        """
+        Decode a batch of raw records; write its packs and dead letters, every one acknowledged.
+
+        Returns only when all of them landed, so the caller may then commit the batch's offsets.
+        """
         s = self.settings
         packs: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        letters: list[Record] = []
         for record in batch:
-            for item in events_of(record.value, self.formats[record.topic]):
+            for item in self._items(record):
                 if isinstance(item, DeadLetter):
                     self.metrics.dead_letter(item.error)
-                    origin = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-                    letter = DeadLetter(item.raw, item.error, origin).document()
-                    await self.producer.send(s.dlq_topic, orjson.dumps(letter), key=record.key)
+                    letter = item.at(topic=record.topic, partition=record.partition, offset=record.offset)
+                    letters.append((record.partition % s.partitions, record.key, orjson.dumps(letter.document())))
                 else:
                     packs[partition_of(item.member_id.encode(), s.partitions)].append(records.event_fields(item))
-        await self.send_batches(s.by_member_topic, [(p, None, orjson.dumps(events)) for p, events in packs.items()])
-        await self.producer.flush()
+        written = [(p, None, pack) for p, events in packs.items() for pack in cut_packs(events)]
+        await self._write_all(s.by_member_topic, written)
+        await self._write_all(s.dlq_topic, letters)
 
-    async def send_batches(self, topic: str, items: list[tuple[int, bytes | None, bytes]]) -> None:
-        """
-        Produce (partition, key, value) records as one Kafka batch per partition.
+    def _items(self, record: Any) -> list[Event | DeadLetter]:
+        # One record's events and dead letters. Whatever goes wrong in decoding it, even a bug of
+        # ours, stays with that record: it is dead-lettered with the exception's words, and the
+        # rest of the batch goes on.
+        try:
+            return list(events_of(record.value, self.formats[record.topic]))
+        except Exception as error:
+            if type(error) not in self._reported:
+                self._reported.add(type(error))
+                log.exception("unexpected error decoding %s[%d]@%d", record.topic, record.partition, record.offset)
+            reason = BadEventError(
+                "internal_error", "", f"decoding failed unexpectedly: {type(error).__name__}: {error}"
+            )
+            return [DeadLetter(record.value, reason)]
 
-        One ``send`` per record costs ~30 us of Python in aiokafka; appending to a batch a tenth
-        of that. Delivery is confirmed by the next ``flush``.
-        """
-        assert self.producer is not None  # noqa: S101 - started in on_start
-        producer = self.producer
-        batches: dict[int, Any] = {}
-        for partition, key, value in items:
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it, start another
-                await producer.send_batch(batch, topic, partition=partition)
-                batch = batches[partition] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        for partition, batch in batches.items():
-            await producer.send_batch(batch, topic, partition=partition)
+    async def _write_all(self, topic: str, items: Sequence[Record]) -> None:
+        # Packs are cut under the topic's limit and dead letters are bounded, so a permanent
+        # failure here (not authorised, topic deleted) is not one more retry can mend: stop
+        # before anything is committed, and say why.
+        failures = await self.write(topic, items)
+        if failures:
+            error = failures[0][1]
+            raise DeliveryError(f"{len(failures)} records could not be written to {topic}: {error!r}")
 
-    async def flush(self) -> None:
-        """Wait until everything produced so far is acknowledged by the broker."""
-        assert self.producer is not None  # noqa: S101 - started in on_start
-        await self.producer.flush()
+    async def write(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
+        """Write records to a topic with this service's producer; see ``Writer.write``."""
+        assert self.writer is not None  # noqa: S101 - started in on_start
+        return await self.writer.write(topic, items)
 
     async def report_lag(self) -> None:
         """Set statusflow_consumer_lag for the raw partitions this worker holds."""

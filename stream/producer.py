@@ -8,6 +8,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
+from stream.topics import RAW_MAX_BYTES
 
 
 def member_key(line: bytes) -> bytes | None:
@@ -38,7 +39,12 @@ async def produce_lines(
     tool must be able to replay a real feed byte for byte.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.broker, acks="all", enable_idempotence=True, linger_ms=20, max_batch_size=256 * 1024
+        bootstrap_servers=settings.broker,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+        max_request_size=RAW_MAX_BYTES,
     )
     await producer.start()
     sent = 0

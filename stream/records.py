@@ -13,6 +13,7 @@ never guessed at.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
@@ -77,13 +78,26 @@ def decode_pack(raw: bytes) -> list[Event]:
     return [event_from_fields(fields) for fields in orjson.loads(raw)]
 
 
+# States beyond this size are stored zlib-compressed behind a one-byte frame: event ids (the
+# bulk of a large state) compress about fivefold, and a JSON array never starts with this byte.
+COMPRESS_FROM = 64 * 1024
+_COMPRESSED = b"z"
+
+
 def encode_state(state: MemberState) -> bytes:
     """
-    Return a member state as bytes for the table changelog (format 2).
+    Return a member state as bytes for the table changelog (format 2; large ones compressed).
 
     ``[2, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], event ids]``;
     the status and channel statuses are derived from the messages again when read.
     """
+    encoded = _encode_state(state)
+    if len(encoded) > COMPRESS_FROM:
+        return _COMPRESSED + zlib.compress(encoded, 1)
+    return encoded
+
+
+def _encode_state(state: MemberState) -> bytes:
     return orjson.dumps(
         [
             STATE_FORMAT,
@@ -107,6 +121,8 @@ def decode_state(raw: bytes) -> MemberState:
         StateFormatError: the record is in a format this worker does not know.
 
     """
+    if raw[:1] == _COMPRESSED:
+        raw = zlib.decompress(raw[1:])
     fields = orjson.loads(raw)
     version = fields[0] if isinstance(fields, list) and fields else None
     if version == STATE_FORMAT and len(fields) == 5:  # the five fields of format 2

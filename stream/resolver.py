@@ -9,17 +9,20 @@ offline, a changelog-backed Faust table live), so the same code runs in both.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from stream.codec import decode_event, event_from_envelope
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
 from stream.domain.precedence import merge, resolve, resolve_members
-from stream.sendgrid import envelopes_from_body
+from stream.providers import registry
 
-FORMATS = ("envelope", "sendgrid")
+FORMATS = registry.FORMATS  # "envelope" and every provider format
 
 
 class Observer(Protocol):
@@ -54,22 +57,65 @@ class Tally:
             setattr(self, name, getattr(self, name) + count)
 
 
+# A dead letter keeps the whole record up to this size. Beyond it, a prefix, the size and a SHA-256:
+# the original still lies at the letter's origin (topic, partition, offset), and a letter must fit
+# the dead-letter topic's 1 MB limit even when JSON escaping makes each byte six (NUL -> \u0000).
+RAW_KEPT_BYTES = 64 * 1024
+RAW_PREFIX_BYTES = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be resolved: its original bytes, why, and where it came from."""
+    """
+    A record that could not be resolved: its original bytes, why, and where it came from.
 
-    raw: bytes
+    ``raw`` is None for a null record (a Kafka tombstone). For one bad event of a body that holds
+    many (a SendGrid body), ``raw`` is that event alone and ``origin`` names its ``index`` in the body.
+    """
+
+    raw: bytes | None
     error: BadEventError
     origin: dict[str, Any] = field(default_factory=dict)
 
+    def at(self, **origin: Any) -> DeadLetter:
+        """Return this letter with where its record came from (file and line, or topic, partition, offset)."""
+        return DeadLetter(self.raw, self.error, {**origin, **self.origin})
+
     def document(self) -> dict[str, Any]:
         """Return the dead letter as a JSON-ready record (``schemas/dead-letter.v1.json``)."""
-        try:
-            raw: dict[str, str] = {"raw": self.raw.decode()}
-        except UnicodeDecodeError:
-            raw = {"raw_base64": base64.b64encode(self.raw).decode()}
         error = {"reason": self.error.reason, "field": self.error.field, "message": self.error.message}
-        return {**self.origin, "error": error, **raw}
+        return {**self.origin, "error": error, **raw_fields(self.raw)}
+
+
+def describe(document: dict[str, Any]) -> str:
+    """Return one line for a person from a dead-letter document: where, what and why, not the bytes."""
+    where = ":".join(str(document[key]) for key in _ORIGIN_KEYS if key in document)
+    error = document["error"]
+    field_ = f" in field '{error['field']}'" if error["field"] else ""
+    return f"{where}: {error['reason']}{field_}: {error['message']}"
+
+
+_ORIGIN_KEYS = ("file", "line", "topic", "partition", "offset", "index")
+
+
+def raw_fields(raw: bytes | None) -> dict[str, Any]:
+    """Return a record's bytes as dead-letter fields: whole when small enough, else prefix, size and digest."""
+    if raw is None:
+        return {"raw": None}
+    if len(raw) <= RAW_KEPT_BYTES:
+        return _text_or_base64("raw", raw)
+    return {
+        **_text_or_base64("raw_prefix", raw[:RAW_PREFIX_BYTES]),
+        "raw_size": len(raw),
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
+    }
+
+
+def _text_or_base64(name: str, data: bytes) -> dict[str, str]:
+    try:
+        return {name: data.decode()}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(data).decode()}
 
 
 def record_of(line: bytes) -> bytes | None:
@@ -77,29 +123,33 @@ def record_of(line: bytes) -> bytes | None:
     return line.rstrip(b"\r\n") if line.strip() else None
 
 
-def events_of(record: bytes, record_format: str) -> Iterator[Event | DeadLetter]:
-    """Decode one record (an envelope line, or a SendGrid body) into events and dead letters."""
+def events_of(record: bytes | None, record_format: str) -> Iterator[Event | DeadLetter]:
+    """Decode one record (an envelope line, or a provider's webhook body) into events and dead letters."""
+    if not record:
+        what = "a null value (a tombstone)" if record is None else "no bytes"
+        yield DeadLetter(record, BadEventError("empty_record", "", f"the record is {what}: no event to resolve"))
+        return
     if record_format == "envelope":
         try:
             yield decode_event(record)
         except BadEventError as error:
             yield DeadLetter(record, error)
         return
+    source = registry.provider(record_format)
     try:
-        envelopes = envelopes_from_body(record)
+        envelopes = source.envelopes_from_body(record)
     except BadEventError as error:
         yield DeadLetter(record, error)
         return
-    for envelope in envelopes:
+    for index, (event, envelope) in enumerate(envelopes):
         if isinstance(envelope, BadEventError):
-            yield DeadLetter(record, envelope)
+            yield DeadLetter(orjson.dumps(event), envelope, {"index": index})
             continue
         try:
             yield event_from_envelope(envelope)
         except BadEventError as error:
-            yield DeadLetter(
-                record, BadEventError(error.reason, error.field, f"{error.message} (event {envelope.get('event_id')})")
-            )
+            where = BadEventError(error.reason, error.field, f"{error.message} ({source.NAME} event {index})")
+            yield DeadLetter(orjson.dumps(event), where, {"index": index})
 
 
 def apply(
@@ -156,7 +206,7 @@ def resolve_lines(
                 tally.dead_lettered += 1
                 if sinks.observer is not None:
                     sinks.observer.dead_letter(item.error)
-                sinks.on_dead(DeadLetter(item.raw, item.error, {"file": name, "line": lineno}))
+                sinks.on_dead(item.at(file=name, line=lineno))
                 continue
             changed = apply(states, item, tally, sinks.observer)
             if changed is not None and sinks.on_change is not None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stream.domain import vocab
+from stream.providers import sendgrid
 
 _BASE_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
@@ -25,7 +26,7 @@ _TABLES: dict[str, dict[str, vocab.Vocabulary]] = {
     "dce": dict(vocab.DCE),
     "imgw": dict.fromkeys(("whatsapp", "viber", "sms"), vocab.IMGW),
     "smpp": {"sms": vocab.SMPP},
-    "sendgrid": {"email": vocab.SENDGRID},
+    "sendgrid": {"email": sendgrid.VOCABULARY},
 }
 _ANSWERS = (2510, 2520, 2600, 3010, 2701, 2702)
 

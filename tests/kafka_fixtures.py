@@ -23,11 +23,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.config import Settings
 from stream.producer import member_key, produce_lines
-from stream.topics import ensure_topics
+from stream.topics import RAW_MAX_BYTES, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -138,6 +138,22 @@ class Pipeline:
                 self.settings, topic or self.settings.events_topic, lines, member_key if keyed else (lambda _: None)
             )
         )
+
+    def produce_values(self, values: list[bytes | None], topic: str) -> None:
+        """Produce raw values as they are, None as a tombstone, unkeyed and in order."""
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.broker, acks="all", max_request_size=RAW_MAX_BYTES
+            )
+            await producer.start()
+            try:
+                for value in values:
+                    await producer.send_and_wait(topic, value=value, key=b"poison" if value is None else None)
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
 
     def read(self, topic: str) -> list[Any]:
         """Return every record on ``topic`` so far, as aiokafka ConsumerRecords."""

@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from stream import __version__
 from stream.config import ConfigError
 
 COMMANDS = ("codes", "resolve", "worker", "produce", "demo", "generate")
@@ -19,6 +20,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     # tenth of a second that `statusflow resolve` has no use for.
     named = next((arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")), None)
     parser = argparse.ArgumentParser(prog="statusflow", description="Resolve message-status events to one truth.")
+    parser.add_argument("--version", action="version", version=f"statusflow {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for name in [named] if named in COMMANDS else COMMANDS:
         importlib.import_module(f"stream.cli.{name}").add_parser(commands)

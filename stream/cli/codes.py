@@ -10,6 +10,7 @@ import orjson
 
 from stream.domain import catalog, vocab
 from stream.domain.catalog import Code
+from stream.providers import registry
 
 
 def add_parser(commands: Any) -> None:
@@ -51,7 +52,7 @@ def vocab_rows() -> list[tuple[str, str, str, str, str]]:
         *[("dce", channel, table) for channel, table in vocab.DCE.items()],
         ("imgw", "whatsapp/viber/sms", vocab.IMGW),
         ("smpp", "sms", vocab.SMPP),
-        ("sendgrid", "email", vocab.SENDGRID),
+        *[(p.SOURCE, "/".join(p.CHANNELS), p.VOCABULARY) for p in registry.PROVIDERS.values()],
     ]
     rows = []
     for source, channel, table in tables:

@@ -10,15 +10,18 @@ from typing import Any
 
 from stream.cli.worker import add_settings_arguments, settings_from
 from stream.producer import member_key, produce_lines
+from stream.providers.registry import FORMATS
 from stream.topics import ensure_topics
 
 
 def add_parser(commands: Any) -> None:
     """Register the command."""
     parser = commands.add_parser("produce", help="replay a JSON-lines file into a raw Kafka topic")
-    parser.add_argument("file", metavar="FILE", help="JSON lines: envelopes, or SendGrid bodies with --format sendgrid")
-    parser.add_argument("--topic", help="target topic (default: message-events, or message-events.sendgrid)")
-    parser.add_argument("--format", choices=("envelope", "sendgrid"), default="envelope")
+    parser.add_argument(
+        "file", metavar="FILE", help="one record a line: envelopes, or a provider's webhook bodies with --format"
+    )
+    parser.add_argument("--topic", help="target topic (default: the format's raw topic, message-events[.<format>])")
+    parser.add_argument("--format", choices=FORMATS, default="envelope")
     add_settings_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"statusflow produce: no such file: {args.file}", file=sys.stderr)
         return 2
     settings = settings_from(args)
-    topic = args.topic or (settings.sendgrid_topic if args.format == "sendgrid" else settings.events_topic)
+    topic = args.topic or settings.raw_topic(args.format)
     with open(args.file, "rb") as handle:
         lines = [line.rstrip(b"\r\n") for line in handle if line.strip()]
     bar = _progress(os.path.getsize(args.file), os.path.basename(args.file))

@@ -13,7 +13,7 @@ import orjson
 
 from stream.codec import encode_state
 from stream.domain.model import MemberState
-from stream.resolver import FORMATS, DeadLetter, Observer, Sinks, Tally, record_of, resolve_lines
+from stream.resolver import FORMATS, DeadLetter, Observer, Sinks, Tally, describe, record_of, resolve_lines
 from stream.shards import resolve_in_processes, usable_cpus
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -25,10 +25,17 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("resolve", help="resolve events from JSON-lines files (or stdin) to member states")
     parser.add_argument("files", nargs="*", default=["-"], metavar="FILE", help="JSON-lines input; '-' is stdin")
     parser.add_argument(
-        "--format", choices=FORMATS, default="envelope", help="envelope lines, or SendGrid webhook bodies"
+        "--format",
+        choices=FORMATS,
+        default="envelope",
+        help="envelope lines, or one provider webhook body per line (see README, Providers)",
     )
     parser.add_argument("--changes", action="store_true", help="write every state change, not the final states")
-    parser.add_argument("--dlq", metavar="FILE", help="write dead letters here (default: stderr)")
+    parser.add_argument(
+        "--dlq",
+        metavar="FILE",
+        help="write dead letters (JSON lines, with the records) here; default: one line each on stderr",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 if anything was dead-lettered")
     parser.add_argument("--metrics", metavar="FILE", help="write Prometheus text-format metrics of the run here")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -38,7 +45,7 @@ def add_parser(commands: Any) -> None:
         default=0,
         metavar="N",
         help="processes, split by member (default: one per CPU for files of 16 MB or more; "
-        "always 1 with stdin, --changes, --metrics or --format sendgrid)",
+        "always 1 with stdin, --changes, --metrics or a provider --format)",
     )
     parser.set_defaults(run=run)
 
@@ -55,12 +62,13 @@ def run(args: argparse.Namespace) -> int:
     observer, write_metrics = _metrics(args.metrics)
     out = sys.stdout.buffer
     with ExitStack() as stack:
-        dlq: IO[bytes] = stack.enter_context(open(args.dlq, "wb")) if args.dlq else sys.stderr.buffer
+        dlq: IO[bytes] | None = stack.enter_context(open(args.dlq, "wb")) if args.dlq else None
         jobs = _jobs(args)
         if jobs > 1:
             progress = not args.no_progress and sys.stderr.isatty() and _size(args.files) >= _PROGRESS_MIN_BYTES
             states, dead, tally, members = resolve_in_processes(args.files, jobs, progress=progress)
-            dlq.writelines(document + b"\n" for document in dead)
+            for document in dead:
+                _write_dead(dlq, document)
             out.writelines(encoded + b"\n" for encoded in states)
         else:
             tally, members = _resolve_here(args, out, dlq, observer, stack)
@@ -71,14 +79,23 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.strict and tally.dead_lettered else 0
 
 
+def _write_dead(dlq: IO[bytes] | None, document: bytes) -> None:
+    # Without --dlq a person reads stderr: where and why, not the record (it may be a whole body
+    # full of addresses); with --dlq the file keeps everything.
+    if dlq is None:
+        print(f"statusflow resolve: dead letter: {describe(orjson.loads(document))}", file=sys.stderr)
+    else:
+        dlq.write(document + b"\n")
+
+
 def _resolve_here(
-    args: argparse.Namespace, out: IO[bytes], dlq: IO[bytes], observer: Observer | None, stack: ExitStack
+    args: argparse.Namespace, out: IO[bytes], dlq: IO[bytes] | None, observer: Observer | None, stack: ExitStack
 ) -> tuple[Tally, int]:
     states: dict[str, MemberState] = {}
     tally = Tally()
 
     def on_dead(letter: DeadLetter) -> None:
-        dlq.write(orjson.dumps(letter.document()) + b"\n")
+        _write_dead(dlq, orjson.dumps(letter.document()))
 
     def on_change(state: MemberState) -> None:
         out.write(encode_state(state) + b"\n")
@@ -93,7 +110,7 @@ def _resolve_here(
 
 def _jobs(args: argparse.Namespace) -> int:
     if "-" in args.files or args.changes or args.metrics or args.format != "envelope":
-        return 1  # one stream of changes, one registry, one reader of stdin; SendGrid bodies hold many members
+        return 1  # one stream of changes, one registry, one reader of stdin; provider bodies hold many members
     if args.jobs:
         return int(args.jobs)
     return usable_cpus() if _size(args.files) >= _PARALLEL_MIN_BYTES else 1

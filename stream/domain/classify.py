@@ -43,6 +43,7 @@ def _index(table: vocab.Vocabulary) -> dict[str | int, vocab.Entry]:
     return {normalise(key): entry for key, entry in table.items()}
 
 
+vocab.close_registration()  # the indexes below are built once: a later vocabulary would go unseen
 _VOCABULARIES: dict[tuple[str, str], dict[str | int, vocab.Entry]] = {
     (source, channel): _index(vocab.table(source, channel))
     for source, channels in vocab.SOURCE_CHANNELS.items()

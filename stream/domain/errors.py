@@ -12,7 +12,13 @@ REASONS: tuple[str, ...] = (
     "unsupported_channel",
     "unknown_status",
     "bad_time",
+    "empty_record",  # a null value (a tombstone) or no bytes at all
+    "too_large",  # a record, or what it would make, that Kafka cannot take even when split
+    "internal_error",  # an unexpected exception while decoding: a statusflow bug, kept with its words
 )
+
+
+MESSAGE_LIMIT = 500
 
 
 class BadEventError(ValueError):
@@ -28,6 +34,8 @@ class BadEventError(ValueError):
 
     def __init__(self, reason: str, field: str, message: str) -> None:
         assert reason in REASONS, reason  # noqa: S101 - a programming error, not bad input
+        if len(message) > MESSAGE_LIMIT:  # a message quotes values as sent; a 1 MB value must not ride along
+            message = f"{message[:MESSAGE_LIMIT]}... ({len(message):,} characters, cut)"
         super().__init__(message)
         self.reason = reason
         self.field = field

@@ -4,7 +4,8 @@ Precedence: which outcome decides a member's status, as a join over the set of i
 Two levels (README, "Precedence"):
 
 1. **Per message.** A message's events are joined by ``PRECEDENCE``: within one message a bounce
-   beats "delivered" (an asynchronous bounce follows the delivery report).
+   beats "delivered" (an asynchronous bounce follows the delivery report), and a refusal (4xxx)
+   beats a mere handover but never a delivery.
 2. **Per member.** Each message then contributes its outcome, a reminder's seen as a reminder's
    (``REMINDER_CODE``: a failed or cancelled reminder is 2051), and the member's status and each
    channel's status are the strongest contribution by ``MEMBER_PRECEDENCE``: a delivery on any
@@ -24,8 +25,12 @@ from typing import Any
 
 from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 
-# nps.today's decisions not to send, weakest first: unknown errors below specific ones.
-_NOT_SENT = (4000, 4003, 4007, 4002, 4008, 4001, 4004, 4005, 4006)
+# nps.today's decisions not to send (also a provider's refusal, e.g. SendGrid's drop of a suppressed
+# address), weakest first: unknown errors below specific ones.
+_REFUSALS = (4000, 4003, 4007, 4002, 4008, 4001, 4006)
+# The address is invalid: nps.today's own check, or a provider reporting it the way nps.today would.
+_INVALID_ADDRESS = (4004, 4005)
+_NOT_SENT = (*_REFUSALS[:-1], *_INVALID_ADDRESS, _REFUSALS[-1])  # the member order's, as before
 # Provider failures, weakest first: unknown below specific, failed below bounced.
 _FAILURES = (5000, 5100, 5200, 5001, 5101, 5201, 5202)
 # What the respondent did, weakest first. Answers are never undone by anything about a message.
@@ -40,17 +45,19 @@ _RESPONDENT = (
     2702,  # CommentChangedInternally
 )
 
-# Within one message, ascending strength. Two tiers: nothing sent (processing, and decisions not to
-# send it) below anything sent; in each tier every temporary outcome ranks below every final one.
+# Within one message, ascending strength; every temporary outcome ranks below every final one.
 PRECEDENCE: tuple[int, ...] = (
     0,  # added
     10,  # scheduled
-    2051,  # ReminderFailed as nps.today reports it: the reminder was not sent
-    *_NOT_SENT,
     2010,  # sent: handed over, more news is expected
     2050,  # Reminded: a reminder handed over
+    # A refusal after the handover is news (SendGrid: processed, then dropped), but it never undoes
+    # a delivery: after one it is a refused resubmission (imgw error-id-not-unique, a Duplicated resend).
+    2051,  # ReminderFailed as nps.today reports it: the reminder was not sent
+    *_REFUSALS,
     2020,  # Delivered: the provider's word on the message
     *_FAILURES,  # beat "delivered": a bounce can follow the delivery report
+    *_INVALID_ADDRESS,  # an invalid address is a bounce too, the most specific one
     *_RESPONDENT,
 )
 
@@ -73,14 +80,13 @@ MEMBER_PRECEDENCE: tuple[int, ...] = (
 REMINDER_CODE: dict[int, int] = {
     2010: 2050,
     2020: 2050,
-    **dict.fromkeys((2051, *_NOT_SENT, *_FAILURES), 2051),
+    **dict.fromkeys((2051, *_REFUSALS, *_INVALID_ADDRESS, *_FAILURES), 2051),
 }
 
 _new_tuple = tuple.__new__
 
 RANK: dict[int, int] = {code: rank for rank, code in enumerate(PRECEDENCE)}
 MEMBER_RANK: dict[int, int] = {code: rank for rank, code in enumerate(MEMBER_PRECEDENCE)}
-SENT_RANK = RANK[2010]  # the message tier boundary: from here on, something was sent
 
 
 def strength(code: int, final: bool) -> int:

@@ -277,25 +277,6 @@ SMPP: Vocabulary = {
     9: (PROVIDER_FAILED, FINAL),  # SKIPPED
 }
 
-# --- SendGrid Event Webhook event names --------------------------------------------------------
-
-SENDGRID: Vocabulary = {
-    "processed": (2010, TEMPORARY),
-    "deferred": (2010, TEMPORARY),  # the receiving server said "later"; SendGrid retries
-    "dropped": (BOUNCED, FINAL),  # suppressed by SendGrid: bounced/invalid/spam-reported address
-    "bounce": (BOUNCED, FINAL),  # detail.type "bounce": permanent rejection
-    "blocked": (PROVIDER_FAILED, FINAL),  # detail.type "blocked": rejected for the message, not the address
-    "delivered": (2020, FINAL),
-    "open": (2030, FINAL),
-    "click": (2040, FINAL),
-    "spamreport": COMPLAINT,
-    "unsubscribe": (3010, FINAL),
-    "group_unsubscribe": (3010, FINAL),
-    # Done from the preference page the email links to. A join cannot undo an unsubscribe, and
-    # re-subscribing restores future mail, not this participation: it proves a click, nothing more.
-    "group_resubscribe": (2040, FINAL),
-}
-
 # The channel-independent vocabularies by source name (``dce`` has one per channel: ``DCE``).
 BY_SOURCE: dict[str, Vocabulary] = {
     "npstoday": NPSTODAY,
@@ -304,7 +285,6 @@ BY_SOURCE: dict[str, Vocabulary] = {
     "idsurvey": IDSURVEY,
     "imgw": IMGW,
     "smpp": SMPP,
-    "sendgrid": SENDGRID,
 }
 
 
@@ -322,7 +302,6 @@ SOURCE_CHANNELS: dict[str, tuple[str, ...]] = {
     "dce": tuple(DCE),
     "imgw": ("whatsapp", "viber", "sms"),
     "smpp": ("sms",),
-    "sendgrid": ("email",),
 }
 
 # Channel status by AdditionStatus: exact codes first, then the code's range name.
@@ -383,3 +362,32 @@ CHANNEL_STATUS: dict[str, dict[int | str, int]] = {
         for channel in ("push", "rcs", "whatsapp", "viber")
     },
 }
+
+
+# --- Provider vocabularies: registered as data ---------------------------------------------------
+# Each provider's vocabulary lives in its own module (stream/providers/<format>.py), which the core
+# never imports: stream.providers.registry registers them here when the stream package is imported
+# (stream/__init__.py), before classify builds its indexes from BY_SOURCE and SOURCE_CHANNELS.
+_REGISTRATION = {"open": True}
+
+
+def register(source: str, channels: tuple[str, ...], vocabulary: Vocabulary) -> None:
+    """
+    Add a provider's vocabulary: ``source`` speaks for ``channels`` (the first is its default).
+
+    Raises:
+        RuntimeError: classify has already indexed the vocabularies; this one would go unseen.
+        ValueError: ``source`` is taken by another vocabulary.
+
+    """
+    if not _REGISTRATION["open"]:
+        raise RuntimeError(f"vocabulary {source!r} registered after classify indexed the vocabularies")
+    if source in SOURCE_CHANNELS and BY_SOURCE.get(source) is not vocabulary:
+        raise ValueError(f"source {source!r} already has a vocabulary")
+    BY_SOURCE[source] = vocabulary
+    SOURCE_CHANNELS[source] = channels
+
+
+def close_registration() -> None:
+    """Refuse further vocabularies: classify calls this as it builds its indexes."""
+    _REGISTRATION["open"] = False

@@ -107,7 +107,7 @@ def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goe
 
 
 def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipeline: Pipeline) -> None:
-    """Kill -9 twice while records are being processed: nothing lost, nothing double-counted, bad records all dead-lettered."""
+    """Kill -9 twice while records are being processed: nothing lost or double-counted, no state goes backwards."""
     lines = sample(4000, 10, seed=33)
     bad = [b"{oops %d" % i for i in range(20)]
     records = lines + bad
@@ -140,6 +140,19 @@ def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipel
     dead = {orjson.loads(r.value)["raw"] for r in pipeline.read(pipeline.settings.dlq_topic)}
     assert distinct_valid == sum(state["events"] for state in final.values())
     assert {b.decode() for b in bad} == dead
+    assert [] == backwards(pipeline.read(pipeline.settings.output_topic))
+
+
+def backwards(published: list[Any]) -> list[str]:
+    """Return, per member, each published state that is older (fewer events) than one published before it."""
+    seen: dict[bytes, int] = {}
+    older = []
+    for record in published:  # in (partition, offset) order; a member's states share one partition
+        events = orjson.loads(record.value)["events"]
+        if events < seen.get(record.key, 0):
+            older.append(f"{record.key.decode()}: {events} events after {seen[record.key]}")
+        seen[record.key] = max(events, seen.get(record.key, 0))
+    return older
 
 
 def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline) -> None:
@@ -160,4 +173,29 @@ def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipel
         240,
         "the survivor to finish the stream",
         lambda: pipeline.differences(expected),
+    )
+
+
+def test_every_provider_format_resolves_from_its_own_raw_topic(pipeline: Pipeline) -> None:
+    """Each provider's documented bodies on message-events.<format>: the worker reads every raw topic as its format."""
+    from tests.integration.test_cli_resolve import PROVIDER_BODIES
+
+    states: dict[str, MemberState] = {}
+    for name, (lines, _, _) in PROVIDER_BODIES.items():
+        for line in lines:
+            for item in events_of(line, name):
+                if not isinstance(item, DeadLetter):
+                    apply(states, item, Tally())
+    expected = {member: state_document(state) for member, state in states.items()}
+    pipeline.start_worker()
+
+    for name, (lines, _, _) in PROVIDER_BODIES.items():
+        pipeline.produce(lines, pipeline.settings.raw_topic(name), keyed=False)
+
+    pipeline.wait_for(lambda: pipeline.latest_states() == expected, 120, "every provider's states")
+    topics = {pipeline.settings.raw_topic(name) for name in PROVIDER_BODIES}
+    pipeline.wait_for(
+        lambda: topics == {orjson.loads(r.value)["topic"] for r in pipeline.read(pipeline.settings.dlq_topic)},
+        60,
+        "a dead letter (the event without a member) from every provider's topic",
     )

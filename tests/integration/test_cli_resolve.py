@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from stream.synthetic import stream
 from tests.conftest import jsonl
@@ -101,10 +102,10 @@ def test_sendgrid_webhook_bodies_resolve_with_their_custom_member_id(statusflow:
 
     result = statusflow("resolve", "--format", "sendgrid", stdin=data)
     (state,) = jsonl(result.stdout)
-    (dead,) = jsonl(result.stderr.splitlines()[0])
+    dead = result.stderr.splitlines()[0].decode()
 
     assert (2040, 3) == (state["status"]["code"], state["events"])
-    assert "missing_field" == dead["error"]["reason"]
+    assert "statusflow resolve: dead letter: -:2:1: missing_field in field '[1].member_id': " in dead
 
 
 def test_codes_prints_the_catalog_as_table_and_json(statusflow: Runner) -> None:
@@ -146,3 +147,225 @@ def test_jobs_split_the_work_by_member_and_write_exactly_what_one_process_writes
     ]
     assert single.stderr == split.stderr  # the summary: same counts
     assert 2 == statusflow("resolve", "--jobs", "-1", str(tmp_path / "a.jsonl")).returncode
+
+
+# One documented body per provider, one line each: two events of one member (an early handover,
+# then the outcome), then the same body again (a redelivery), then an event without a member.
+PROVIDER_BODIES: dict[str, tuple[list[bytes], int, str]] = {
+    "sendgrid": (
+        [
+            orjson.dumps(
+                [
+                    {"event": "processed", "member_id": "m1", "timestamp": 1_735_732_800, "sg_event_id": "a"},
+                    {
+                        "event": "dropped",
+                        "reason": "Bounced Address",
+                        "member_id": "m1",
+                        "timestamp": 1_735_732_801,
+                        "sg_event_id": "b",
+                    },
+                ]
+            ),
+            orjson.dumps([{"event": "open", "timestamp": 1_735_732_900, "sg_event_id": "c"}]),
+        ],
+        4006,
+        "[0].member_id",
+    ),
+    "twilio": (
+        [
+            b"MessageSid=SM1&MessageStatus=sent&member_id=m1&received_at=2025-01-01T12:00:00Z",
+            b"MessageSid=SM1&MessageStatus=undelivered&ErrorCode=30006&member_id=m1&received_at=2025-01-01T12:00:09Z",
+            b"MessageSid=SM2&MessageStatus=delivered&received_at=2025-01-01T12:00:09Z",
+        ],
+        5202,
+        "[0].member_id",
+    ),
+    "ses": (
+        [
+            orjson.dumps(
+                {
+                    "Type": "Notification",
+                    "Message": orjson.dumps(
+                        {
+                            "eventType": "Bounce",
+                            "bounce": {
+                                "bounceType": "Permanent",
+                                "bounceSubType": "General",
+                                "timestamp": "2025-01-01T12:00:09Z",
+                            },
+                            "mail": {
+                                "messageId": "010001",
+                                "timestamp": "2025-01-01T12:00:00Z",
+                                "tags": {"member_id": ["m1"]},
+                            },
+                        }
+                    ).decode(),
+                }
+            ),
+            orjson.dumps(
+                {"eventType": "Delivery", "mail": {"messageId": "010002", "timestamp": "2025-01-01T12:00:00Z"}}
+            ),
+        ],
+        5101,
+        "[0].mail.tags.member_id",
+    ),
+    "mailgun": (
+        [
+            orjson.dumps(
+                {
+                    "signature": {"token": "t", "timestamp": "1735732800", "signature": "s"},
+                    "event-data": {
+                        "id": "e1",
+                        "event": "complained",
+                        "timestamp": 1_735_732_800.5,
+                        "user-variables": {"member_id": "m1"},
+                    },
+                }
+            ),
+            orjson.dumps({"event-data": {"id": "e2", "event": "delivered", "timestamp": 1_735_732_800.5}}),
+        ],
+        3010,
+        "[0].event-data.user-variables.member_id",
+    ),
+    "infobip": (
+        [
+            orjson.dumps(
+                {
+                    "results": [
+                        {
+                            "messageId": "M1",
+                            "doneAt": "2025-01-01T12:00:05.000+0000",
+                            "status": {"groupName": "REJECTED", "name": "REJECTED_DND"},
+                            "error": {"name": "EC_NO_ERROR", "permanent": False},
+                            "callbackData": "member_id=m1",
+                        },
+                        {
+                            "messageId": "M2",
+                            "doneAt": "2025-01-01T12:00:05.000+0000",
+                            "status": {"groupName": "DELIVERED", "name": "DELIVERED_TO_HANDSET"},
+                        },
+                    ]
+                }
+            )
+        ],
+        4006,
+        "[1].callbackData",
+    ),
+    "whatsapp": (
+        [
+            orjson.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [
+                        {
+                            "changes": [
+                                {
+                                    "field": "messages",
+                                    "value": {
+                                        "statuses": [
+                                            {
+                                                "id": "wamid.1",
+                                                "status": "sent",
+                                                "timestamp": "1735732800",
+                                                "biz_opaque_callback_data": '{"member_id": "m1"}',
+                                            },
+                                            {
+                                                "id": "wamid.1",
+                                                "status": "read",
+                                                "timestamp": "1735732900",
+                                                "biz_opaque_callback_data": '{"member_id": "m1"}',
+                                            },
+                                            {"id": "wamid.2", "status": "read", "timestamp": "1735732900"},
+                                        ]
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            )
+        ],
+        2030,
+        "[2].biz_opaque_callback_data",
+    ),
+    "vonage": (
+        [
+            orjson.dumps(
+                {
+                    "messageId": "V1",
+                    "status": "failed",
+                    "err-code": "9",
+                    "message-timestamp": "2025-01-01 12:00:05",
+                    "member_id": "m1",
+                }
+            ),
+            orjson.dumps(
+                {"messageId": "V2", "status": "delivered", "err-code": "0", "message-timestamp": "2025-01-01 12:00:05"}
+            ),
+        ],
+        4006,
+        "[0].member_id",
+    ),
+    "postmark": (
+        [
+            orjson.dumps(
+                [
+                    {
+                        "RecordType": "Delivery",
+                        "MessageID": "P1",
+                        "DeliveredAt": "2025-01-01T12:00:05Z",
+                        "Metadata": {"member_id": "m1"},
+                    },
+                    {
+                        "RecordType": "Bounce",
+                        "ID": 9,
+                        "Type": "BadEmailAddress",
+                        "MessageID": "P1",
+                        "BouncedAt": "2025-01-01T12:00:06Z",
+                        "Metadata": {"member_id": "m1"},
+                    },
+                ]
+            ),
+            orjson.dumps(
+                {"RecordType": "Open", "MessageID": "P2", "ReceivedAt": "2025-01-01T12:00:06Z", "Metadata": {}}
+            ),
+        ],
+        4005,
+        "[0].Metadata.member_id",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PROVIDER_BODIES))
+def test_statusflow_resolve_reads_each_providers_own_bodies(statusflow: Runner, name: str, tmp_path: Path) -> None:
+    """Bodies as the provider sends them, one a line, a redelivered one, an event with no member: one state, one letter."""
+    lines, code, field = PROVIDER_BODIES[name]
+    data = b"\n".join([*lines, lines[0]]) + b"\n"
+    dlq = tmp_path / "dlq.jsonl"
+
+    result = statusflow("resolve", "--format", name, "--dlq", str(dlq), stdin=data)
+    (state,) = jsonl(result.stdout)
+    letters = jsonl(dlq.read_bytes())
+
+    assert 0 == result.returncode, result.stderr
+    assert ("m1", code) == (state["member_id"], state["status"]["code"])
+    assert {("missing_field", field)} == {(d["error"]["reason"], d["error"]["field"]) for d in letters}
+    assert all("member_id" in d["error"]["message"] for d in letters)
+
+
+def test_every_format_is_a_resolve_and_produce_choice_and_every_provider_is_in_codes_vocab(statusflow: Runner) -> None:
+    """Resolve --help and produce --help list every format; codes --vocab lists every provider's statuses."""
+    from stream.providers.registry import FORMATS, PROVIDERS
+
+    resolve_help = statusflow("resolve", "--help").stdout.decode()
+    produce_help = statusflow("produce", "--help").stdout.decode()
+    rows = orjson.loads(statusflow("codes", "--vocab", "--json").stdout)
+    table = statusflow("codes", "--vocab").stdout.decode()
+
+    choices = "{" + ",".join(FORMATS) + "}"
+    assert choices in resolve_help
+    assert choices in produce_help
+    for provider in PROVIDERS.values():
+        listed = {r["status"] for r in rows if r["source"] == provider.SOURCE}
+        assert {str(status) for status in provider.VOCABULARY} == listed
+        assert f"\n{provider.SOURCE} " in table

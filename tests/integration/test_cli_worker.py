@@ -29,6 +29,23 @@ def test_the_worker_refuses_a_store_it_cannot_write_correctly() -> None:
     assert b"not supported; use memory://" in result.stderr
 
 
+def test_the_store_flag_is_read_and_refused_like_the_variable() -> None:
+    """--store rocksdb:// is not silently ignored (it was: the worker started on memory://)."""
+    result = run("worker", "--store", "rocksdb://")
+
+    assert 2 == result.returncode
+    assert b"not supported; use memory://" in result.stderr
+
+
+def test_version_names_the_installed_release() -> None:
+    """`statusflow --version` prints the package's version, the one pyproject.toml sets."""
+    from importlib.metadata import version
+
+    result = run("--version")
+
+    assert (0, f"statusflow {version('statusflow')}\n".encode()) == (result.returncode, result.stdout)
+
+
 def test_a_malformed_setting_is_named_in_the_error() -> None:
     """STATUSFLOW_PARTITIONS=eight is reported with the variable's name."""
     result = run("worker", STATUSFLOW_PARTITIONS="eight")

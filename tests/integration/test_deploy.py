@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -94,3 +95,16 @@ def test_grafana_provisioning_points_at_the_dashboard_folder_compose_mounts() ->
 
     assert provider["providers"][0]["options"]["path"] == mounts["../grafana/dashboards"]
     assert Path(DEPLOY / "grafana/dashboards/statusflow.json").exists()
+
+
+def test_make_run_names_missing_packages_to_a_user_who_cannot_install_them() -> None:
+    """Not root and a tool missing: the packages and the command to install them, not apt's lock error."""
+    command = [str(ROOT / "deploy" / "tools.sh"), "java:openjdk-17-jre-headless", "no-such-tool:no-such-package"]
+    if os.getuid() == 0:  # CI runs as root; be somebody else for this
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+
+    result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+
+    assert 1 == result.returncode
+    assert b"sudo apt-get update && sudo apt-get install -y no-such-package\n" in result.stderr
+    assert b"openjdk" not in result.stderr  # java is there: only what is missing is named

@@ -17,7 +17,7 @@ from stream.codec import decode_event, encode_state, event_from_envelope, format
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.domain.precedence import resolve
-from stream.sendgrid import envelopes_from_body
+from stream.providers.sendgrid import envelopes_from_body
 from tests.unit.test_precedence_properties import member_events
 
 GOOD = {"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": "2024-01-01T12:00:00Z"}
@@ -177,7 +177,7 @@ def test_a_sendgrid_body_becomes_one_envelope_per_event_and_keeps_bad_events_apa
             {"event": "open", "timestamp": 1_704_110_400, "sg_event_id": "e2"},
         ]
     )
-    first, second = envelopes_from_body(body)
+    (_, first), (_, second) = envelopes_from_body(body)
 
     assert isinstance(first, dict)
     assert ("blocked", "e1", "email") == (first["status"], first["event_id"], first["channel"])

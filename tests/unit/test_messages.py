@@ -204,4 +204,12 @@ def test_only_spam_complaints_count_as_complaints() -> None:
         )
     }
 
-    assert {("dce", "email", "COMPLAINED"), ("sendgrid", "email", "spamreport")} == found
+    assert {
+        ("dce", "email", "COMPLAINED"),
+        ("sendgrid", "email", "spamreport"),
+        ("mailgun", "email", "complained"),
+        ("postmark", "email", "SpamComplaint"),
+        ("postmark", "email", "Bounce/SpamComplaint"),
+        ("postmark", "email", "SubscriptionChange/SpamComplaint"),
+        ("ses", "email", "Complaint"),
+    } == found

@@ -11,7 +11,7 @@ from stream.codec import event_from_envelope, state_document
 from stream.domain import vocab
 from stream.domain.classify import classify
 from stream.domain.model import Event, MemberState
-from stream.domain.precedence import PRECEDENCE, RANK, SENT_RANK, resolve
+from stream.domain.precedence import PRECEDENCE, RANK, resolve
 
 _clock = iter(range(1_700_000_000_000, 1_800_000_000_000, 1000))
 
@@ -107,32 +107,27 @@ def test_each_channel_keeps_its_own_resolved_status() -> None:
     assert ({"code": 2, "shortcode": "Cancelled", "final": True}, 2) == (channels["sms"], channels["email"]["code"])
 
 
-@pytest.mark.parametrize("sent", [False, True])
-def test_every_temporary_outcome_ranks_below_every_final_outcome_of_its_tier(sent: bool) -> None:
-    """The guarantee behind 'temporary never overrides final', over every vocabulary, per tier."""
+def test_every_temporary_outcome_ranks_below_every_final_outcome() -> None:
+    """The structural guarantee behind 'temporary never overrides final', over every vocabulary."""
     outcomes = [
         classify(source, channel, status)
         for source, channels in vocab.SOURCE_CHANNELS.items()
         for channel in channels
         for status in vocab.table(source, channel)
     ]
-    tier = [o for o in outcomes if (RANK[o.code] >= SENT_RANK) == sent]
-    highest_temporary = max(RANK[o.code] for o in tier if not o.final)
-    lowest_final = min(RANK[o.code] for o in tier if o.final)
+    highest_temporary = max(RANK[o.code] for o in outcomes if not o.final)
+    lowest_final = min(RANK[o.code] for o in outcomes if o.final)
 
     assert highest_temporary < lowest_final
 
 
-def test_anything_sent_ranks_above_every_decision_not_to_send() -> None:
-    """The tiers: even an in-transit handover outranks nps.today's 4xxx decisions and 2051."""
-    not_sent = [code for code in PRECEDENCE if code < 2000 or 4000 <= code < 5000 or code == 2051]
+def test_within_a_message_a_refusal_beats_a_handover_but_never_a_delivery() -> None:
+    """SendGrid processed then dropped shows the drop; delivered then a refused resubmit stays delivered."""
+    processed, dropped = event("sendgrid", "processed"), event("sendgrid", "dropped/Bounced Address")
+    delivered, refused = event("imgw", "delivered"), event("imgw", "error-id-not-unique")
 
-    assert (
-        max(RANK[code] for code in not_sent)
-        < SENT_RANK
-        == RANK[2010]
-        == min(RANK[code] for code in PRECEDENCE if code not in not_sent)
-    )
+    assert 4006 == code_after(processed, dropped) == code_after(dropped, processed)
+    assert 2020 == code_after(delivered, refused) == code_after(refused, delivered)
 
 
 def test_the_precedence_table_ranks_every_addition_status_once() -> None:
@@ -146,14 +141,16 @@ def test_the_precedence_table_ranks_every_addition_status_once() -> None:
     ("weaker", "stronger"),
     [
         (0, 10),
-        (10, 2051),
+        (10, 2010),
+        (2010, 2050),
+        (2050, 2051),
         (2051, 4000),
         (4000, 4001),
-        (4006, 2010),
-        (2010, 2050),
-        (2050, 2020),
+        (4006, 2020),
         (2020, 5000),
         (5000, 5001),
+        (5202, 4004),
+        (4004, 4005),
         (5202, 2030),
         (4006, 2030),
         (2030, 2040),

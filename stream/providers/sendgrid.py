@@ -1,0 +1,98 @@
+"""
+SendGrid Event Webhook bodies -> event envelopes.
+
+A body is a JSON array of events (a single object is read as one). The member comes from the
+custom args we send with each message, which SendGrid puts at the top level of every event:
+``member_id`` (required), ``campaign_id`` and ``message_type`` (optional). The recipient's address
+is deliberately not copied: the resolved state never holds personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.domain.errors import BadEventError
+from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
+from stream.providers.base import Result, envelope, json_items, no_member, not_an_object, ours
+
+NAME = "SendGrid"
+SOURCE = "sendgrid"
+CHANNELS: tuple[str, ...] = ("email",)
+
+# https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event (event names, drop reasons)
+VOCABULARY: Vocabulary = {
+    "processed": (2010, TEMPORARY),
+    "deferred": (2010, TEMPORARY),  # the receiving server said "later"; SendGrid retries
+    "bounce": (BOUNCED, FINAL),  # type "bounce": the receiving server rejected the address for good
+    "blocked": (PROVIDER_FAILED, FINAL),  # type "blocked": rejected for the message/sender, not the address
+    # "dropped" with its reason (statuses "dropped/<reason>" below); another reason ("Invalid SMTPAPI
+    # header", "Spam Content", "Recipient List over Package Quota") is our request, content or quota.
+    "dropped": (PROVIDER_FAILED, FINAL),
+    "dropped/Invalid": (4005, FINAL),  # "Invalid": not an email address; no delivery attempt was made
+    "dropped/Bounced Address": (4006, FINAL),  # already on the bounce list: suppressed before sending
+    "dropped/Unsubscribed Address": (4006, FINAL),
+    "dropped/Spam Reporting Address": (4006, FINAL),
+    "delivered": (2020, FINAL),
+    "open": (2030, FINAL),
+    "click": (2040, FINAL),
+    "spamreport": COMPLAINT,
+    "unsubscribe": (3010, FINAL),
+    "group_unsubscribe": (3010, FINAL),
+    # Done from the preference page the email links to. A join cannot undo an unsubscribe, and
+    # re-subscribing restores future mail, not this participation: it proves a click, nothing more.
+    "group_resubscribe": (2040, FINAL),
+}
+
+_DROP_REASONS = {
+    key.split("/", 1)[1].lower(): key for key in VOCABULARY if isinstance(key, str) and key.startswith("dropped/")
+}
+
+# Event fields worth keeping as the envelope's detail (reasons, bounce type, SMTP response).
+_DETAIL_FIELDS = ("reason", "type", "status", "response", "attempt", "bounce_classification", "url", "asm_group_id")
+
+
+def envelopes_from_body(body: bytes | str) -> list[Result]:
+    """
+    Split one webhook body into envelopes, one per event, in order.
+
+    Returns:
+        For each event, the event as sent and either its envelope or the error that makes it
+        unusable, so one bad event does not take its neighbours down with it (and its dead letter
+        can carry that event alone, not the whole body).
+
+    Raises:
+        BadEventError: the body as a whole is not a JSON array (or a single event object).
+
+    """
+    return [(event, _envelope(index, event)) for index, event in enumerate(json_items(body, "SendGrid body"))]
+
+
+def _envelope(index: int, event: object) -> dict[str, Any] | BadEventError:
+    if not isinstance(event, dict):
+        return not_an_object(NAME, index)
+    name = event.get("event")
+    if not isinstance(name, str) or not name:
+        return BadEventError("missing_field", f"[{index}].event", f"SendGrid event {index} has no event name")
+    member = ours(event)
+    if "member_id" not in member:
+        return no_member(NAME, index, "the custom args (member_id at the event's top level)", "member_id")
+    return envelope(
+        source=SOURCE,
+        channel="email",
+        status=_status(name, event),
+        occurred_at=event.get("timestamp"),
+        member=member,
+        event_id=event.get("sg_event_id"),
+        message_id=event.get("sg_message_id"),
+        detail={field: event[field] for field in _DETAIL_FIELDS if field in event},
+    )
+
+
+def _status(name: str, event: dict[str, Any]) -> str:
+    # A "bounce" event is a bounce or a block, as "type" says; a drop is read with its reason.
+    if name == "bounce" and event.get("type") == "blocked":
+        return "blocked"
+    reason = event.get("reason")
+    if name == "dropped" and isinstance(reason, str):
+        return _DROP_REASONS.get(reason.strip().lower(), name)
+    return name
