@@ -23,10 +23,10 @@ from stream.domain.catalog import ADDITION_BY_CODE, CHANNEL_CODES, CHANNELS, MES
 from stream.domain.classify import SOURCES, classify, default_channel, receipt_stat
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState, Outcome
-from stream.domain.precedence import decision
+from stream.domain.precedence import decision, message_key
+from stream.domain.vocab import MESSAGE_TYPE_SPELLINGS
 
 _MESSAGE_TYPE_BY_CODE = {c.code: c.shortcode for c in MESSAGE_TYPES}
-_MESSAGE_TYPES = frozenset(_MESSAGE_TYPE_BY_CODE.values())
 _MS_THRESHOLD = 100_000_000_000  # as seconds that is the year 5138; as ms, 1973
 _STATUS_DOCUMENTS = {
     c.code: {"code": c.code, "shortcode": c.shortcode, "range": range_of(c.code).name}
@@ -48,7 +48,10 @@ def decode_event(raw: bytes | str) -> Event:
         return _decode_generic(raw)
     if not envelope.member_id.isprintable():  # rare: the general path tells a control character from the rest
         return _decode_generic(raw)
-    source, channel, outcome = _outcome(envelope.source, envelope.channel, envelope.status, envelope.message_type)
+    source, channel, outcome, reminder, implicit = _outcome(
+        envelope.source, envelope.channel, envelope.status, envelope.message_type
+    )
+    message_id = envelope.message_id
     occurred_at = envelope.occurred_at
     if type(occurred_at) is datetime:
         if occurred_at.tzinfo is None:
@@ -64,6 +67,8 @@ def decode_event(raw: bytes | str) -> Event:
             source,
             channel,
             decision(outcome, occurred_at, f"{source}:{envelope.event_id}"),
+            implicit if message_id is None or message_id == "" else f"{channel}#{message_id}",
+            reminder,
         ),
     )
 
@@ -101,6 +106,7 @@ def _decode_generic(raw: bytes | str) -> Event:
 # because orjson reads a larger one as a float.
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_MessageId = Annotated[str, msgspec.Meta(max_length=256)]  # empty: the channel's implicit message
 
 
 class _TypedEnvelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,7 +118,7 @@ class _TypedEnvelope(msgspec.Struct, forbid_unknown_fields=True):
     campaign_id: _Identifier | None = None
     channel: str | None = None
     message_type: str | _Int64 | None = None
-    message_id: Any = None
+    message_id: _MessageId | _Int64 | None = None
     detail: dict[str, Any] | None = None
 
 
@@ -126,6 +132,7 @@ def event_from_envelope(envelope: dict[str, Any]) -> Event:
     if _CONTROL.search(member_id):
         raise BadEventError("bad_field", "member_id", f"member_id {member_id!r} holds a control character")
     outcome = _outcome(get("source"), get("channel"), get("status"), get("message_type"))
+    message_id = _message_id(get("message_id"))
     source, channel = outcome[0], outcome[1]
     occurred_at = get("occurred_at")
     if type(occurred_at) is not int or occurred_at < _MS_THRESHOLD:
@@ -135,18 +142,25 @@ def event_from_envelope(envelope: dict[str, Any]) -> Event:
     if detail is not None and type(detail) is not dict:
         raise BadEventError("bad_field", "detail", f"detail is an object when present, got {type(detail).__name__}")
     event_id = _identifier(get("event_id"), "event_id", required=False) or derived_event_id(envelope)
+    message = outcome[4] if message_id is None else f"{channel}#{message_id}"
     return tuple.__new__(
-        Event, (member_id, campaign_id, source, channel, decision(outcome[2], occurred_at, f"{source}:{event_id}"))
-    )
+        Event,
+        (
+            member_id, campaign_id, source, channel, decision(outcome[2], occurred_at, f"{source}:{event_id}"),
+            message, outcome[3],
+        ),
+    )  # fmt: skip
 
 
-# (source, channel, status, message_type) as sent -> (source, channel, Outcome). Providers send a
-# few hundred distinct spellings; the cache keeps validation and lookup off the hot path.
-_OUTCOME_CACHE: dict[tuple[object, ...], tuple[str, str, Outcome]] = {}
+# (source, channel, status, message_type) as sent -> (source, channel, Outcome, reminder, the key of
+# the channel's implicit message). Providers send a few hundred distinct spellings; the cache keeps
+# validation and lookup off the hot path.
+_Classified = tuple[str, str, Outcome, bool, str]
+_OUTCOME_CACHE: dict[tuple[object, ...], _Classified] = {}
 _OUTCOME_CACHE_LIMIT = 65_536
 
 
-def _outcome(source: object, channel: object, status: object, message_type: object) -> tuple[str, str, Outcome]:
+def _outcome(source: object, channel: object, status: object, message_type: object) -> _Classified:
     # The types are part of the key: True == 1 and 1.0 == 1 would otherwise pass as a code.
     key = (source, channel, status, message_type, type(status), type(message_type))
     try:
@@ -170,7 +184,16 @@ def _outcome(source: object, channel: object, status: object, message_type: obje
         channel = default_channel(source)
     elif channel not in CHANNELS:
         raise BadEventError("bad_field", "channel", f"{channel!r} is not a channel; channels: {', '.join(CHANNELS)}")
-    found = (source, str(channel), classify(source, str(channel), status, _message_type(message_type)))
+    kind = _message_type(message_type)
+    reminder = kind == "reminder"
+    channel = str(channel)
+    found = (
+        source,
+        channel,
+        classify(source, channel, status, kind),
+        reminder,
+        message_key(channel, None, reminder=reminder),
+    )
     if len(_OUTCOME_CACHE) >= _OUTCOME_CACHE_LIMIT:  # statuses unique per message must not grow it unbounded
         _OUTCOME_CACHE.clear()
     _OUTCOME_CACHE[key] = found
@@ -339,12 +362,19 @@ def _message_type(value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value in _MESSAGE_TYPE_BY_CODE:
         return _MESSAGE_TYPE_BY_CODE[value]
     if isinstance(value, str):
-        for name in _MESSAGE_TYPES:
-            if name.lower() == value.lower():
-                return name
+        name = MESSAGE_TYPE_SPELLINGS.get(value.lower())
+        if name is not None:
+            return name
     raise BadEventError(
         "bad_field", "message_type", f"{value!r} is not a message type; one of survey, reminder, manualResend"
     )
+
+
+def _message_id(value: object) -> str | None:
+    # Which message an event reports on; absent or empty: the channel's implicit message.
+    if value is None or value == "":
+        return None
+    return _identifier(value, "message_id", required=False)
 
 
 def _missing_or_bad(field: str, value: object, expected: str) -> BadEventError:

@@ -18,7 +18,9 @@ from prometheus_client.registry import Collector
 from stream.domain.catalog import ADDITION_STATUS, CHANNELS, range_of
 from stream.domain.classify import SOURCES
 from stream.domain.errors import REASONS, BadEventError
+from stream.domain.milestones import MILESTONES, names
 from stream.domain.model import Event, MemberState
+from stream.domain.precedence import message_of
 
 # The *_created series double every counter's cardinality and no panel or alert reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -52,6 +54,12 @@ class Metrics:
             "statusflow_duplicate_events",
             "Events seen before (redeliveries, replays); they change nothing.",
             ["source"],
+            registry=registry,
+        )
+        self.messages = Counter(
+            "statusflow_messages",
+            "Messages that reached an outcome (sent, failed, complained, not_sent), each counted once per message.",
+            ["channel", "outcome"],
             registry=registry,
         )
         self.status_changes = Counter(
@@ -102,6 +110,9 @@ class Metrics:
             for source in SOURCES
         }
         self._duplicates = {source: self.duplicates.labels(source) for source in SOURCES}
+        self._messages = {
+            (channel, outcome): self.messages.labels(channel, outcome) for channel in CHANNELS for outcome in MILESTONES
+        }
         self._changes = {
             code.code: self.status_changes.labels(str(code.code), code.shortcode, _RANGE_NAME[code.code])
             for code in ADDITION_STATUS
@@ -113,6 +124,8 @@ class Metrics:
         """Count an applied event and, if it moved the member, the status change."""
         decision = event.decision
         self._events[decision.outcome.code, event.channel, event.source].inc()
+        for outcome in _reached(event, before, after):
+            self._messages[event.channel, outcome].inc()
         self.event_lag.observe(max(0.0, time.time() + decision.earliness / 1000))
         code = after.status.outcome.code
         if before is None or before.status.outcome.code != code:
@@ -144,12 +157,15 @@ class BatchMetrics:
         self.events: Tally[tuple[int, str, str]] = Tally()
         self.duplicates: Tally[str] = Tally()
         self.changes: Tally[int] = Tally()
+        self.messages: Tally[tuple[str, str]] = Tally()
         self.lags: list[float] = []
 
     def applied(self, event: Event, before: MemberState | None, after: MemberState) -> None:
         """Count an applied event and, if it moved the member, the status change."""
         decision = event.decision
         self.events[decision.outcome.code, event.channel, event.source] += 1
+        for outcome in _reached(event, before, after):
+            self.messages[event.channel, outcome] += 1
         self.lags.append(decision.earliness)
         code = after.status.outcome.code
         if before is None or before.status.outcome.code != code:
@@ -172,12 +188,23 @@ class BatchMetrics:
             m._duplicates[source].inc(count)  # noqa: SLF001
         for code, count in self.changes.items():
             m._changes[code].inc(count)  # noqa: SLF001
+        for milestone, count in self.messages.items():
+            m._messages[milestone].inc(count)  # noqa: SLF001
         now_ms = time.time() * 1000
         for earliness in self.lags:
             m.event_lag.observe(max(0.0, (now_ms + earliness) / 1000))
         handled = len(self.lags) + sum(self.duplicates.values())
         if handled:
             m.processing.observe(seconds / handled)
+
+
+def _reached(event: Event, before: MemberState | None, after: MemberState) -> tuple[str, ...]:
+    # The milestones the event's message reached through it (each message counts once per milestone).
+    message = message_of(after, event.message)
+    if message is None:  # cannot happen: the event was applied to this state
+        return ()
+    held = message_of(before, event.message)
+    return names(message.reached if held is None else message.reached & ~held.reached)
 
 
 class MembersByStatus(Collector):

@@ -2,7 +2,13 @@
 Internal wire formats: event packs on the re-keying topic, member states in the table changelog.
 
 Compact JSON arrays rather than the public documents: the worker reads them back often, and
-they must carry what the public state leaves out (each decision's event, the set of event ids).
+they must carry what the public state leaves out (each message's deciding event, the set of
+event ids).
+
+Changelog states carry a format version as their first element (``STATE_FORMAT``). Format 1
+(statusflow before per-message resolution) had no version: ``[member_id, ...]``; it is migrated
+on read (``decode_state``). A version this worker does not know is refused with a clear error,
+never guessed at.
 """
 
 from __future__ import annotations
@@ -12,10 +18,18 @@ from typing import Any
 
 import orjson
 
-from stream.domain.model import Decision, Event, MemberState, Outcome
-from stream.domain.precedence import decision, strength
+from stream.domain import milestones
+from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
+from stream.domain.precedence import channel_of, decision, from_messages, message_key, message_state
+from stream.domain.precedence import outcome as new_outcome
 
 _new = tuple.__new__
+
+STATE_FORMAT = 2
+
+
+class StateFormatError(ValueError):
+    """A changelog record in a format this worker cannot read."""
 
 
 def event_fields(event: Event) -> tuple[Any, ...]:
@@ -25,17 +39,38 @@ def event_fields(event: Event) -> tuple[Any, ...]:
     return (
         event.member_id, event.campaign_id, event.source, event.channel,
         outcome.code, outcome.final, outcome.channel_status, held.earliness, held.event_id,
+        event.message, event.reminder,
     )  # fmt: skip
 
 
 def event_from_fields(fields: list[Any]) -> Event:
-    """Return the event ``event_fields`` described."""
-    member_id, campaign_id, source, channel, code, final, channel_status, earliness, event_id = fields
-    # The strength is recomputed, not shipped: a pack written before a change of the rank table
-    # must be judged by the table of the worker that reads it. tuple.__new__: this is per event.
-    rank = strength(code, final)
-    outcome = _new(Outcome, (code, final, channel_status, rank))
-    return _new(Event, (member_id, campaign_id, source, channel, _new(Decision, (rank, earliness, event_id, outcome))))
+    """Return the event ``event_fields`` described (also the 9 fields of packs written before messages)."""
+    if len(fields) == 11:  # the fields of event_fields
+        member_id, campaign_id, source, channel, code, final, channel_status, earliness, event_id, message, reminder = (
+            fields
+        )
+    else:  # a pack from a worker before per-message resolution: the channel's implicit message
+        member_id, campaign_id, source, channel, code, final, channel_status, earliness, event_id = fields
+        reminder = code == 2050  # Reminded: what the old classifier made of a reminder's handover
+        message = message_key(channel, None, reminder=reminder)
+    # The strength and milestones are recomputed, not shipped: a pack written before a change of
+    # the rank table must be judged by the table of the worker that reads it. The Outcome is cached
+    # (a vocabulary yields a few hundred) and tuple.__new__ builds the rest: this is per event.
+    key = (code, final, channel_status, channel)
+    outcome = _OUTCOMES.get(key) or _outcome(key)
+    decided = _new(Decision, (outcome.strength, earliness, event_id, outcome))
+    return _new(Event, (member_id, campaign_id, source, channel, decided, message, reminder))
+
+
+_OUTCOMES: dict[tuple[int, bool, int, str], Outcome] = {}
+
+
+def _outcome(key: tuple[int, bool, int, str]) -> Outcome:
+    code, final, channel_status, channel = key
+    if len(_OUTCOMES) >= 65_536:  # bounded by the vocabularies in practice; be sure
+        _OUTCOMES.clear()
+    found = _OUTCOMES[key] = new_outcome(code, final, channel_status, milestones.bits(channel, code, channel_status))
+    return found
 
 
 def decode_pack(raw: bytes) -> list[Event]:
@@ -50,7 +85,12 @@ _COMPRESSED = b"z"
 
 
 def encode_state(state: MemberState) -> bytes:
-    """Return a member state as bytes for the table changelog."""
+    """
+    Return a member state as bytes for the table changelog (format 2; large ones compressed).
+
+    ``[2, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], event ids]``;
+    the status and channel statuses are derived from the messages again when read.
+    """
     encoded = _encode_state(state)
     if len(encoded) > COMPRESS_FROM:
         return _COMPRESSED + zlib.compress(encoded, 1)
@@ -60,27 +100,53 @@ def encode_state(state: MemberState) -> bytes:
 def _encode_state(state: MemberState) -> bytes:
     return orjson.dumps(
         [
+            STATE_FORMAT,
             state.member_id,
             state.campaign_id,
-            _decision(state.status),
-            [[channel, _decision(held)] for channel, held in state.channels],
+            [[key, message.reminder, _decision(message.best), message.reached] for key, message in state.messages],
             sorted(state.event_ids),
         ]
     )
 
 
 def decode_state(raw: bytes) -> MemberState:
-    """Return the state ``encode_state`` wrote."""
+    """
+    Return the state ``encode_state`` wrote.
+
+    A format-1 record (no version) is migrated: each channel's deciding event becomes that
+    channel's implicit invitation message, the closest the old record allows (it kept one decision
+    per channel, not per message).
+
+    Raises:
+        StateFormatError: the record is in a format this worker does not know.
+
+    """
     if raw[:1] == _COMPRESSED:
         raw = zlib.decompress(raw[1:])
-    member_id, campaign_id, status, channels, event_ids = orjson.loads(raw)
-    return MemberState(
-        member_id,
-        campaign_id,
-        _undecision(status),
-        tuple((channel, _undecision(held)) for channel, held in channels),
-        frozenset(event_ids),
-    )
+    fields = orjson.loads(raw)
+    version = fields[0] if isinstance(fields, list) and fields else None
+    if version == STATE_FORMAT and len(fields) == 5:  # the five fields of format 2
+        _, member_id, campaign_id, messages, event_ids = fields
+        joined = tuple(
+            (key, message_state(channel_of(key), reminder, _undecision(channel_of(key), held), reached))
+            for key, reminder, held, reached in messages
+        )
+    elif isinstance(version, str) and len(fields) == 5:  # format 1 had five fields
+        member_id, campaign_id, _, channels, event_ids = fields
+        invitation = False
+        joined = tuple(
+            sorted(
+                (message_key(channel, None, reminder=invitation), _migrated(channel, _undecision(channel, held)))
+                for channel, held in channels
+            )
+        )
+    else:
+        raise StateFormatError(
+            f"changelog record {raw[:60]!r} is in no state format this worker reads (formats 1 and {STATE_FORMAT}); "
+            "a newer statusflow wrote it, or something else did: run that version, or rebuild the table "
+            "from the raw topics. Refusing rather than misreading it."
+        )
+    return from_messages(member_id, campaign_id, joined, frozenset(event_ids))
 
 
 def _decision(held: Decision) -> list[Any]:
@@ -88,6 +154,14 @@ def _decision(held: Decision) -> list[Any]:
     return [outcome.code, outcome.final, outcome.channel_status, held.occurred_at, held.event_id]
 
 
-def _undecision(fields: list[Any]) -> Decision:
+def _undecision(channel: str, fields: list[Any]) -> Decision:
     code, final, channel_status, occurred_at, event_id = fields
-    return decision(Outcome(code, final, channel_status, strength(code, final)), occurred_at, event_id)
+    outcome = _OUTCOMES.get((code, final, channel_status, channel)) or _outcome((code, final, channel_status, channel))
+    return decision(outcome, occurred_at, event_id)
+
+
+def _migrated(channel: str, best: Decision) -> MessageState:
+    # A format-1 channel decision as its channel's invitation message; the milestones the old
+    # record can vouch for are those of that decision.
+    invitation = False
+    return message_state(channel, invitation, best, best.outcome.reached)

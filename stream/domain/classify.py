@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from stream.domain import vocab
+from stream.domain import milestones, vocab
 from stream.domain.catalog import range_of
 from stream.domain.errors import BadEventError
 from stream.domain.model import Outcome
-from stream.domain.precedence import strength
+from stream.domain.precedence import outcome
 
 SOURCES: tuple[str, ...] = tuple(vocab.SOURCE_CHANNELS)
 
@@ -22,7 +22,6 @@ _SEPARATORS = re.compile(r"[\s_-]+")
 _RECEIPT_STAT = re.compile(r"\bstat:\s*([A-Za-z_]+)", re.IGNORECASE)
 _WORD = re.compile(r"\w")
 _STAT_VALUE = re.compile(r"\s*([A-Za-z_]+)")
-_REMINDER_TYPES = frozenset({"reminder"})
 
 
 def normalise(status: str | int) -> str | int:
@@ -95,7 +94,7 @@ def classify(source: str, channel: str, status: str | int, message_type: str | N
     """
     if source == "smpp" and isinstance(status, str):
         status = receipt_stat(status)
-    reminder = message_type is not None and message_type.lower() in _REMINDER_TYPES
+    reminder = message_type is not None and vocab.MESSAGE_TYPE_SPELLINGS.get(message_type.lower()) == "reminder"
     return _classify(source, channel, normalise(status), reminder, status)
 
 
@@ -122,7 +121,7 @@ def _classify(source: str, channel: str, key: str | int, reminder: bool, raw: st
     if reminder and code == 2010:
         code = 2050
     channel_status = entry[2] if len(entry) == 3 else channel_status_of(channel, code)
-    return Outcome(code, final, channel_status, strength(code, final))
+    return outcome(code, final, channel_status, milestones.bits(channel, code, channel_status))
 
 
 def channel_status_of(channel: str, code: int) -> int:

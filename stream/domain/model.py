@@ -18,7 +18,10 @@ class Outcome(NamedTuple):
         code: the AdditionStatus code.
         final: True for a permanent outcome, False for a temporary / in-transit one.
         channel_status: the status code in the channel's own list (SMS status, Email status, ...).
-        strength: the outcome's place in the precedence order (``precedence.strength``).
+        strength: the outcome's place in the message precedence order (``precedence.strength``).
+        reached: the message milestones it reports, as bits (``milestones.bits``).
+        member_strength: its place in the member precedence order, as an invitation's outcome
+            (``precedence.member_strength``): carried here so the join looks nothing up.
 
     """
 
@@ -26,6 +29,8 @@ class Outcome(NamedTuple):
     final: bool
     channel_status: int
     strength: int
+    reached: int
+    member_strength: int
 
 
 class Decision(NamedTuple):
@@ -33,7 +38,9 @@ class Decision(NamedTuple):
     The outcome that decides a status, with the event that brought it.
 
     Field order is the precedence order: comparing two Decisions as tuples picks the winner
-    (stronger outcome, then the earlier event, then the larger event id).
+    (stronger outcome, then the earlier event, then the larger event id). ``strength`` is the
+    message order's for an event's decision and a message's best one, the member order's for a
+    message's contribution and a member's status (``precedence``).
     """
 
     strength: int
@@ -48,13 +55,24 @@ class Decision(NamedTuple):
 
 
 class Event(NamedTuple):
-    """A validated, classified event: the only input the precedence join accepts."""
+    """
+    A validated, classified event: the only input the precedence join accepts.
+
+    Attributes:
+        message: the key of the message the event reports on (``message_key``): channel and
+            ``message_id``, or for an event without one, its channel's implicit invitation or
+            reminder message.
+        reminder: the event says its message is a reminder (``message_type`` reminder).
+
+    """
 
     member_id: str
     campaign_id: str | None
     source: str
     channel: str
     decision: Decision
+    message: str
+    reminder: bool
 
     @property
     def event_id(self) -> str:
@@ -62,12 +80,35 @@ class Event(NamedTuple):
         return self.decision.event_id
 
 
+class MessageState(NamedTuple):
+    """
+    What happened to one message (an invitation or a reminder on one channel).
+
+    Attributes:
+        channel: the channel the message went over.
+        reminder: any of its events said it is a reminder.
+        best: the strongest of its events' decisions (message precedence: a bounce beats "delivered").
+        contribution: what the message says about the member (member precedence); for a
+            reminder, its outcome seen as a reminder's (2050 / 2051).
+        reached: the milestones any of its events reported (the union of their bits).
+
+    """
+
+    channel: str
+    reminder: bool
+    best: Decision
+    contribution: Decision
+    reached: int
+
+
 class MemberState(NamedTuple):
     """
     The resolved state of one CampaignMember.
 
-    ``channels`` is sorted by channel name and ``event_ids`` is a set, so two states built from
-    the same events compare equal whatever order the events came in.
+    ``status`` and ``channels`` are derived from ``messages``: the member-precedence maximum of
+    the messages' contributions, over all messages and per channel. ``channels`` and
+    ``messages`` are sorted by key and ``event_ids`` is a set, so two states built from the same
+    events compare equal whatever order the events came in.
     """
 
     member_id: str
@@ -75,6 +116,7 @@ class MemberState(NamedTuple):
     status: Decision
     channels: tuple[tuple[str, Decision], ...]
     event_ids: frozenset[str]
+    messages: tuple[tuple[str, MessageState], ...]
 
     @property
     def final(self) -> bool:

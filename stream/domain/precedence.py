@@ -1,74 +1,149 @@
 """
 Precedence: which outcome decides a member's status, as a join over the set of its events.
 
-``resolve(current, event)`` is the only way state changes. The decision between two outcomes is a
-total order (rank, then final over temporary, then the earlier event, then the larger event id),
-and the event ids are a set; so the state is commutative, associative and idempotent in its
-events: arrival order, duplicates, replays and batching cannot change it. README.md explains each
-rank ("Precedence").
+Two levels (README, "Precedence"):
+
+1. **Per message.** A message's events are joined by ``PRECEDENCE``: within one message a bounce
+   beats "delivered" (an asynchronous bounce follows the delivery report), and a refusal (4xxx)
+   beats a mere handover but never a delivery.
+2. **Per member.** Each message then contributes its outcome, a reminder's seen as a reminder's
+   (``REMINDER_CODE``: a failed or cancelled reminder is 2051), and the member's status and each
+   channel's status are the strongest contribution by ``MEMBER_PRECEDENCE``: a delivery on any
+   message beats failures of the others, and nps.today's decisions not to send (4xxx) rank below
+   any sign that something was sent.
+
+``resolve(current, event)`` is the only way state changes. Each order is total (rank, then final
+over temporary, then the earlier event, then the larger event id), a message's reminder flag is an
+"or", and the event ids are a set; so the state is commutative, associative and idempotent in its
+events: arrival order, duplicates, replays and batching cannot change it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
-from stream.domain.model import Decision, Event, MemberState, Outcome
+from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 
-# Ascending strength. Every temporary outcome any vocabulary yields ranks below every final one.
-PRECEDENCE: tuple[int, ...] = (
-    # Processing and handover: more news is expected.
-    0,  # added
-    10,  # scheduled
-    2010,  # sent
-    2050,  # Reminded: another handover, no proof of delivery
-    # Delivery: the provider's word on the message.
-    2051,  # ReminderFailed: the reminder failed, not the survey
-    2020,  # Delivered
-    # Failures beat a delivery report: a bounce can follow "delivered" (async bounce).
-    # Unknown errors rank below specific ones; nps.today's own decisions rank last.
-    5000,
-    5100,
-    5200,
-    4000,
-    5001,
-    5101,
-    5201,
-    5202,
-    4003,
-    4007,
-    4002,
-    4008,
-    4001,
-    4004,
-    4005,
-    4006,
-    # Engagement proves delivery, so it beats any delivery failure.
-    2030,  # Opened
+# nps.today's decisions not to send (also a provider's refusal, e.g. SendGrid's drop of a suppressed
+# address), weakest first: unknown errors below specific ones.
+_REFUSALS = (4000, 4003, 4007, 4002, 4008, 4001, 4006)
+# The address is invalid: nps.today's own check, or a provider reporting it the way nps.today would.
+_INVALID_ADDRESS = (4004, 4005)
+_NOT_SENT = (*_REFUSALS[:-1], *_INVALID_ADDRESS, _REFUSALS[-1])  # the member order's, as before
+# Provider failures, weakest first: unknown below specific, failed below bounced.
+_FAILURES = (5000, 5100, 5200, 5001, 5101, 5201, 5202)
+# What the respondent did, weakest first. Answers are never undone by anything about a message.
+_RESPONDENT = (
+    2030,  # Opened: engagement proves delivery, so it beats any delivery failure
     2040,  # Clicked
     3010,  # Unsubscribed: the respondent acted on it, negatively
-    # Answers are never undone by anything that reports on the message.
     2510,  # Rated
     2520,  # Commented
     2600,  # Completed
-    # Edits in the dashboard only happen to answered members, after the answer.
-    2701,  # ScoreChangedInternally
+    2701,  # ScoreChangedInternally: edits happen to answered members, after the answer
     2702,  # CommentChangedInternally
 )
+
+# Within one message, ascending strength; every temporary outcome ranks below every final one.
+PRECEDENCE: tuple[int, ...] = (
+    0,  # added
+    10,  # scheduled
+    2010,  # sent: handed over, more news is expected
+    2050,  # Reminded: a reminder handed over
+    # A refusal after the handover is news (SendGrid: processed, then dropped), but it never undoes
+    # a delivery: after one it is a refused resubmission (imgw error-id-not-unique, a Duplicated resend).
+    2051,  # ReminderFailed as nps.today reports it: the reminder was not sent
+    *_REFUSALS,
+    2020,  # Delivered: the provider's word on the message
+    *_FAILURES,  # beat "delivered": a bounce can follow the delivery report
+    *_INVALID_ADDRESS,  # an invalid address is a bounce too, the most specific one
+    *_RESPONDENT,
+)
+
+# Across a member's messages, ascending strength. A delivery on any message or channel outranks
+# the failures of the others; a reminder's outcome (2050/2051) never outranks the invitation's.
+MEMBER_PRECEDENCE: tuple[int, ...] = (
+    0,
+    10,
+    *_NOT_SENT,  # nps.today's decisions decide only members nothing was ever sent to
+    2010,
+    2050,
+    2051,  # a reminder failed or was cancelled
+    *_FAILURES,
+    2020,
+    *_RESPONDENT,
+)
+
+# What a reminder's message outcome says about the member: it was reminded (2050), or the
+# reminder failed or was cancelled (2051). The respondent's own actions keep their code.
+REMINDER_CODE: dict[int, int] = {
+    2010: 2050,
+    2020: 2050,
+    **dict.fromkeys((2051, *_REFUSALS, *_INVALID_ADDRESS, *_FAILURES), 2051),
+}
 
 _new_tuple = tuple.__new__
 
 RANK: dict[int, int] = {code: rank for rank, code in enumerate(PRECEDENCE)}
+MEMBER_RANK: dict[int, int] = {code: rank for rank, code in enumerate(MEMBER_PRECEDENCE)}
 
 
 def strength(code: int, final: bool) -> int:
-    """Return an outcome's place in the precedence order: by rank, then final over temporary."""
+    """Return an outcome's place in the message precedence order: by rank, then final over temporary."""
     return RANK[code] * 2 + final
+
+
+def member_strength(code: int, final: bool) -> int:
+    """Return an outcome's place in the member precedence order."""
+    return MEMBER_RANK[code] * 2 + final
 
 
 def decision(outcome: Outcome, occurred_at: int, event_id: str) -> Decision:
     """Return the Decision an outcome makes, for an event at ``occurred_at`` (epoch ms)."""
     # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the cost, same object.
     return _new_tuple(Decision, (outcome.strength, -occurred_at, event_id, outcome))
+
+
+def message_key(channel: str, message_id: str | None, *, reminder: bool) -> str:
+    """
+    Return the key of the message an event reports on.
+
+    Message ids are scoped by channel (a fallback on another channel is another message). An
+    event without one belongs to its channel's implicit invitation or, for a reminder, the
+    channel's implicit reminder message: then all of a channel's invitation events are one message.
+    """
+    if message_id is not None:
+        return f"{channel}#{message_id}"
+    return f"{channel}~reminder" if reminder else channel
+
+
+def outcome(code: int, final: bool, channel_status: int, reached: int) -> Outcome:
+    """Return the Outcome of an AdditionStatus, with its places in both precedence orders."""
+    return Outcome(code, final, channel_status, strength(code, final), reached, member_strength(code, final))
+
+
+# A message outcome -> what it says about the member if the message is a reminder.
+_AS_REMINDER: dict[Outcome, Outcome] = {}
+
+
+def _as_reminder(held: Outcome) -> Outcome:
+    code, final = held.code, held.final
+    if code in REMINDER_CODE:
+        # A failure or a delivery report settles the reminder: final. Its channel status stays.
+        code = REMINDER_CODE[code]
+        final = final or code == 2051 or held.code == 2020  # 2020: Delivered
+    found = _AS_REMINDER[held] = outcome(code, final, held.channel_status, held.reached)
+    return found
+
+
+def message_state(channel: str, reminder: bool, best: Decision, reached: int) -> MessageState:
+    """Return a message's state from its strongest decision, with what it contributes to the member."""
+    held = best.outcome
+    if reminder:
+        held = _AS_REMINDER.get(held) or _as_reminder(held)
+    contribution = _new_tuple(Decision, (held.member_strength, best.earliness, best.event_id, held))
+    return _new_tuple(MessageState, (channel, reminder, best, contribution, reached))
 
 
 def resolve(current: MemberState | None, event: Event) -> MemberState:
@@ -84,24 +159,60 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
 
     """
     new = event.decision
+    key = event.message
     if current is None:
-        channels: tuple[tuple[str, Decision], ...] = ((event.channel, new),)
-        return _new_tuple(MemberState, (event.member_id, event.campaign_id, new, channels, frozenset((new.event_id,))))
+        message = message_state(event.channel, event.reminder, new, new.outcome.reached)
+        status = message.contribution
+        return _new_tuple(
+            MemberState,
+            (
+                event.member_id,
+                event.campaign_id,
+                status,
+                ((event.channel, status),),
+                frozenset((new.event_id,)),
+                ((key, message),),
+            ),
+        )
     if new.event_id in current.event_ids:
         return current
-    held = current.channels
-    if len(held) == 1 and held[0][0] == event.channel:  # the common case: one channel per member
-        channels = ((event.channel, max(held[0][1], new)),)
+    messages = current.messages
+    status, channels = current.status, current.channels
+    if len(messages) == 1 and messages[0][0] == key:  # the common case: one message per member
+        held = messages[0][1]
+        reminder = held.reminder or event.reminder
+        reached = held.reached | new.outcome.reached
+        if new > held.best or reminder is not held.reminder or reached != held.reached:
+            message = message_state(held.channel, reminder, max(held.best, new), reached)
+            status = message.contribution
+            channels = ((held.channel, status),)
+            messages = ((key, message),)
     else:
-        channels = _merge_channels(held, ((event.channel, new),))
+        merged = dict(messages)
+        found = merged.get(key)
+        if found is None:
+            merged[key] = message_state(event.channel, event.reminder, new, new.outcome.reached)
+        elif (
+            new > found.best
+            or (event.reminder and not found.reminder)
+            or (new.outcome.reached | found.reached) != found.reached
+        ):
+            merged[key] = message_state(
+                found.channel,
+                found.reminder or event.reminder,
+                max(found.best, new),
+                found.reached | new.outcome.reached,
+            )
+        if merged[key] is not found:
+            messages = tuple(sorted(merged.items()))
+            status, channels = _summary(messages)
     campaign_id = (
         current.campaign_id
         if current.campaign_id == event.campaign_id
         else _campaign(current.campaign_id, event.campaign_id)
     )
     return _new_tuple(
-        MemberState,
-        (current.member_id, campaign_id, max(current.status, new), channels, current.event_ids | {new.event_id}),
+        MemberState, (current.member_id, campaign_id, status, channels, current.event_ids | {new.event_id}, messages)
     )
 
 
@@ -111,50 +222,124 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
 
     Equal to folding ``resolve`` over each member's events (the join makes the order irrelevant),
     but it builds one state per member instead of one per event: what an offline run over a
-    whole file wants. Per member it keeps the campaign, the best decision per channel and the
-    event ids; an id's first arrival counts, as in ``resolve``.
+    whole file wants. Per member it keeps the campaign, the keys of its reminder messages, per
+    message the best decision and the milestones reached, and the event ids; an id's first
+    arrival counts, as in ``resolve``.
     """
-    joins: dict[str, tuple[list[str | None], dict[str, Decision], set[str]]] = {}
+    # member -> ([campaign_id, reminder message keys or None], message -> [best, reached, channel], event ids)
+    joins: dict[str, tuple[list[Any], dict[str, list[Any]], set[str]]] = {}
     get = joins.get
-    for event in events:
-        new = event.decision
-        held = get(event.member_id)
+    # Unpacked in the loop header: cheaper than seven attribute reads per event.
+    for member_id, campaign_id, _, channel, new, key, reminder in events:
+        held = get(member_id)
         if held is None:
-            joins[event.member_id] = ([event.campaign_id], {event.channel: new}, {new.event_id})
+            joins[member_id] = (
+                [campaign_id, {key} if reminder else None],
+                {key: [new, new.outcome.reached, channel]},
+                {new.event_id},
+            )
             continue
-        campaign, channels, event_ids = held
+        extra, messages, event_ids = held
         if new.event_id in event_ids:
             continue
         event_ids.add(new.event_id)
-        best = channels.get(event.channel)
-        if best is None or new > best:
-            channels[event.channel] = new
-        if event.campaign_id != campaign[0]:
-            campaign[0] = _campaign(campaign[0], event.campaign_id)
+        message = messages.get(key)
+        if message is None:
+            messages[key] = [new, new.outcome.reached, channel]
+        else:
+            if new > message[0]:  # noqa: PLR1730 - max() is a call, and this runs per event
+                message[0] = new
+            message[1] |= new.outcome.reached
+        if reminder:
+            if extra[1] is None:
+                extra[1] = set()
+            extra[1].add(key)
+        if campaign_id != extra[0]:
+            extra[0] = _campaign(extra[0], campaign_id)
     return {
-        member_id: _new_tuple(
-            MemberState,
-            (
-                member_id,
-                campaign[0],
-                max(channels.values()),
-                tuple(sorted(channels.items())) if len(channels) > 1 else tuple(channels.items()),
-                frozenset(event_ids),
-            ),
-        )
-        for member_id, (campaign, channels, event_ids) in joins.items()
+        member_id: _state(member_id, extra[0], messages, extra[1] or (), event_ids)
+        for member_id, (extra, messages, event_ids) in joins.items()
     }
+
+
+def _state(
+    member_id: str,
+    campaign_id: str | None,
+    joined: dict[str, list[Any]],
+    reminders: Collection[str],
+    event_ids: set[str],
+) -> MemberState:
+    if len(joined) == 1 and not reminders:  # the common case: one invitation message
+        ((key, (best, reached, channel)),) = joined.items()
+        held = best.outcome
+        status = _new_tuple(Decision, (held.member_strength, best.earliness, best.event_id, held))
+        message = _new_tuple(MessageState, (channel, False, best, status, reached))
+        return _new_tuple(
+            MemberState, (member_id, campaign_id, status, ((channel, status),), frozenset(event_ids), ((key, message),))
+        )
+    messages = [
+        (key, message_state(channel, key in reminders, best, reached))
+        for key, (best, reached, channel) in joined.items()
+    ]
+    messages.sort()
+    return from_messages(member_id, campaign_id, tuple(messages), frozenset(event_ids))
+
+
+def from_messages(
+    member_id: str,
+    campaign_id: str | None,
+    messages: tuple[tuple[str, MessageState], ...],
+    event_ids: frozenset[str],
+) -> MemberState:
+    """Return the member state its messages make (``messages`` sorted by key, at least one)."""
+    status, channels = _summary(messages)
+    return _new_tuple(MemberState, (member_id, campaign_id, status, channels, event_ids, messages))
+
+
+def message_of(state: MemberState | None, key: str) -> MessageState | None:
+    """Return the state of message ``key`` of a member, or None if it has none."""
+    if state is not None:
+        for held, message in state.messages:
+            if held == key:
+                return message
+    return None
+
+
+def channel_of(key: str) -> str:
+    """Return the channel of a message key (``message_key``)."""
+    return key.partition("#")[0].partition("~")[0]
 
 
 def merge(a: MemberState, b: MemberState) -> MemberState:
     """Join two states of one member, as if all their events had been resolved together."""
-    return MemberState(
-        a.member_id,
-        _campaign(a.campaign_id, b.campaign_id),
-        max(a.status, b.status),
-        _merge_channels(a.channels, b.channels),
-        a.event_ids | b.event_ids,
+    merged = dict(a.messages)
+    for key, theirs in b.messages:
+        ours = merged.get(key)
+        merged[key] = (
+            theirs
+            if ours is None or ours == theirs
+            else message_state(
+                ours.channel,
+                ours.reminder or theirs.reminder,
+                max(ours.best, theirs.best),
+                ours.reached | theirs.reached,
+            )
+        )
+    return from_messages(
+        a.member_id, _campaign(a.campaign_id, b.campaign_id), tuple(sorted(merged.items())), a.event_ids | b.event_ids
     )
+
+
+def _summary(
+    messages: tuple[tuple[str, MessageState], ...],
+) -> tuple[Decision, tuple[tuple[str, Decision], ...]]:
+    channels: dict[str, Decision] = {}
+    for _, message in messages:
+        contribution = message.contribution
+        held = channels.get(message.channel)
+        if held is None or contribution > held:
+            channels[message.channel] = contribution
+    return max(channels.values()), tuple(sorted(channels.items()))
 
 
 def _campaign(a: str | None, b: str | None) -> str | None:
@@ -162,13 +347,3 @@ def _campaign(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a if b is None else b
     return min(a, b)
-
-
-def _merge_channels(
-    a: tuple[tuple[str, Decision], ...], b: tuple[tuple[str, Decision], ...]
-) -> tuple[tuple[str, Decision], ...]:
-    merged = dict(a)
-    for channel, held in b:
-        other = merged.get(channel)
-        merged[channel] = held if other is None else max(held, other)
-    return tuple(sorted(merged.items())) if len(merged) > 1 else tuple(merged.items())

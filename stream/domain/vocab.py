@@ -45,6 +45,19 @@ Target: TypeAlias = int | PerChannel
 Entry: TypeAlias = tuple[Target, bool] | tuple[Target, bool, int]
 Vocabulary: TypeAlias = dict[str | int, Entry]
 
+# A spam complaint: the strongest unsubscribe there is (3010). Its Email status is 1 Sent, not
+# 5 Clicked as for an unsubscribe link: it proves the email reached the mailbox, and no more.
+COMPLAINT_EMAIL_STATUS = 1
+COMPLAINT: Entry = (3010, FINAL, COMPLAINT_EMAIL_STATUS)
+
+# message_type as sent, lower-cased -> its name. "remider" is seed 001's own spelling of type 1.
+MESSAGE_TYPE_SPELLINGS: dict[str, str] = {
+    "survey": "survey",
+    "reminder": "reminder",
+    "remider": "reminder",
+    "manualresend": "manualResend",
+}
+
 # --- nps.today's own codes (seed 001) ------------------------------------------------------------
 
 # Handover and processing stages: more news is expected. Everything else nps.today reports is final.
@@ -116,8 +129,8 @@ DCE: dict[str, Vocabulary] = {
         "ACCEPTD": (2010, TEMPORARY),
         "UNKNOWN": (PROVIDER_FAILED, FINAL),  # "invalid status ... unknown error with the operator"
         "REJECTD": (BOUNCED, FINAL),
-        "INVALID_ROUTING": (BOUNCED, FINAL),  # phone number not valid, as the carrier sees it
-        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),  # our short/long code setup at the provider
+        "INVALID_ROUTING": (4004, FINAL),  # "Phone number is not valid": InvalidPhone, as IdSurvey's Invalid
+        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),  # our sender (short/long code) setup at the provider
         "BLACKLISTED": (BOUNCED, FINAL),
         "QUEUE": (2010, TEMPORARY),
         "DEQUEUED": (2010, TEMPORARY),
@@ -131,12 +144,15 @@ DCE: dict[str, Vocabulary] = {
         "BAD_TO": (BOUNCED, FINAL),
         "BAD_FROM": (PROVIDER_FAILED, FINAL),  # our sender setup, not the respondent's address
         "BLACKLISTED": (BOUNCED, FINAL),
-        "BLOCKED_DUE_BAD_BEHAVIOUR": (2010, TEMPORARY),  # "temporarily blocked": still in transit
+        # "Recipient temporarily blocked": not sent to this recipient. Seed 001's 5101 covers an address
+        # that is "blocked ... at our mail provider"; temporary or not, this message was not delivered.
+        "BLOCKED_DUE_BAD_BEHAVIOUR": (BOUNCED, FINAL),
+        "BLOCKED_DUE_BAD_BEHAVIOR": (BOUNCED, FINAL),  # the American spelling some integrations send
         "SENT": (2010, TEMPORARY),
         "EXHAUSTED": (PROVIDER_FAILED, FINAL),  # retry limit exceeded
         "BOUNCED_PERMANENT": (BOUNCED, FINAL),
         "BOUNCED": (BOUNCED, FINAL),
-        "COMPLAINED": (3010, FINAL),  # marked as spam: the strongest unsubscribe there is
+        "COMPLAINED": COMPLAINT,  # "Recipient marked the email as spam"
         "OPEN": (2030, FINAL),
         "CLICK": (2040, FINAL),
         "INCOMPLETE": _DCE_INCOMPLETE,
@@ -157,7 +173,7 @@ DCE: dict[str, Vocabulary] = {
         "SERVER_ERROR": (PROVIDER_FAILED, FINAL),
         "UNREGISTERED": (BOUNCED, FINAL),
         "NOT_CONTEMPLATED_ERROR": (PROVIDER_FAILED, FINAL),
-        "MISMATCHED_TOKEN": (BOUNCED, FINAL),
+        "MISMATCHED_TOKEN": (PROVIDER_FAILED, FINAL),  # "The credential does not have the permission": ours
         "INCOMPLETE": _DCE_INCOMPLETE,
     },
     "rcs": {
@@ -172,8 +188,8 @@ DCE: dict[str, Vocabulary] = {
         "SENT": (2010, TEMPORARY),
         "DELIVERED": (2020, FINAL),
         "READ": (2030, FINAL),
-        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),
-        "FAILED": (BOUNCED, FINAL),
+        "CODE_NOT_ALLOWED": (PROVIDER_FAILED, FINAL),  # "Sender ... is not valid": as imgw error-subject-unknown
+        "FAILED": (PROVIDER_FAILED, FINAL),  # "Message delivery failed.": the words of RCS NOT_SENT
         "QUOTA_EXCEEDED": (PROVIDER_FAILED, FINAL),
         "INCOMPLETE": _DCE_INCOMPLETE,
     },
@@ -192,7 +208,7 @@ IMGW: Vocabulary = {
     "error-insufficient-balance": (PROVIDER_FAILED, FINAL),
     "error-id-not-unique": _IMGW_BAD_REQUEST,
     "error-subject-format": _IMGW_BAD_REQUEST,
-    "error-subject-unknown": _IMGW_BAD_REQUEST,
+    "error-subject-unknown": (PROVIDER_FAILED, FINAL),  # sender not allowed: as DCE CODE_NOT_ALLOWED
     "error-address-format": (4004, FINAL),
     "error-address-not-specified": (4004, FINAL),
     "error-priority-format": _IMGW_BAD_REQUEST,
@@ -202,7 +218,8 @@ IMGW: Vocabulary = {
     "error-im-type-not-specified": _IMGW_BAD_REQUEST,
     "error-attachment-url-not-specified": _IMGW_BAD_REQUEST,
     "error-latitude-not-specified": _IMGW_BAD_REQUEST,
-    "error-longtitude-not-specified": _IMGW_BAD_REQUEST,
+    "error-longtitude-not-specified": _IMGW_BAD_REQUEST,  # the seed's spelling
+    "error-longitude-not-specified": _IMGW_BAD_REQUEST,
     "error-content-format": _IMGW_BAD_REQUEST,
     "error-content-type-not-specified": _IMGW_BAD_REQUEST,
     "error-comment-format": _IMGW_BAD_REQUEST,
@@ -241,11 +258,23 @@ SMPP: Vocabulary = {
     "UNKNOWN": (PROVIDER_FAILED, FINAL),
     "REJECTD": (BOUNCED, FINAL),
     "SCHEDULED": (10, TEMPORARY),  # SMPP 5.0
+    "SCHEDLD": (10, TEMPORARY),  # SMPP 5.0's receipt spelling
     "SKIPPED": (PROVIDER_FAILED, FINAL),  # SMPP 5.0
     "DELIVERED": (2020, FINAL),
     "UNDELIVERABLE": (BOUNCED, FINAL),
     "ACCEPTED": (2010, TEMPORARY),
     "REJECTED": (BOUNCED, FINAL),
+    # The message_state values (SMPP 3.4 section 5.2.28 table 5-6; 9 is SMPP 5.0), as gateways that
+    # forward query_sm / deliver_sm TLVs send them.
+    1: (2010, TEMPORARY),  # ENROUTE
+    2: (2020, FINAL),  # DELIVERED
+    3: (PROVIDER_FAILED, FINAL),  # EXPIRED
+    4: (PROVIDER_FAILED, FINAL),  # DELETED
+    5: (BOUNCED, FINAL),  # UNDELIVERABLE
+    6: (2010, TEMPORARY),  # ACCEPTED
+    7: (PROVIDER_FAILED, FINAL),  # UNKNOWN
+    8: (BOUNCED, FINAL),  # REJECTED
+    9: (PROVIDER_FAILED, FINAL),  # SKIPPED
 }
 
 # The channel-independent vocabularies by source name (``dce`` has one per channel: ``DCE``).
@@ -305,8 +334,9 @@ CHANNEL_STATUS: dict[str, dict[int | str, int]] = {
         "delivery": 1,
         "answered": 5,
         "negative": 5,
-        # No Email status says "not sent by nps.today" in general; DoNotContact comes closest.
-        "internal_error": 7,
+        # No Email status says "not sent by nps.today" in general. 7 CancelledDoNotContact would
+        # invent an opt-out; 0 Scheduled claims nothing beyond "it never left nps.today".
+        "internal_error": 0,
         "provider_unknown_error": 4,
         "email_provider_error": 4,
         "sms_provider_error": 4,

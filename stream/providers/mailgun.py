@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.domain.errors import BadEventError
-from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
+from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "Mailgun"
@@ -28,7 +28,7 @@ VOCABULARY: Vocabulary = {
     "opened": (2030, FINAL),
     "clicked": (2040, FINAL),
     "unsubscribed": (3010, FINAL),
-    "complained": (3010, FINAL),  # marked as spam
+    "complained": COMPLAINT,  # marked as spam
     "rejected": (PROVIDER_FAILED, FINAL),  # Mailgun refused our request to send
     # severity=temporary: "temporarily rejected by an ESP"; Mailgun retries, so still in transit.
     "failed/temporary": (2010, TEMPORARY),

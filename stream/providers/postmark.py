@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.domain.errors import BadEventError
-from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
+from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "Postmark"
@@ -26,7 +26,7 @@ VOCABULARY: Vocabulary = {
     "Delivery": (2020, FINAL),
     "Open": (2030, FINAL),
     "Click": (2040, FINAL),
-    "SpamComplaint": (3010, FINAL),
+    "SpamComplaint": COMPLAINT,
     "Bounce": (BOUNCED, FINAL),  # a bounce type this table does not name
     "Bounce/HardBounce": (BOUNCED, FINAL),
     # "Transient", "SoftBounce" (Postmark: "might also receive HardBounce later"), "DnsError" and
@@ -38,7 +38,7 @@ VOCABULARY: Vocabulary = {
     "Bounce/AutoResponder": (2020, FINAL),  # an out-of-office reply: the message arrived
     "Bounce/Unsubscribe": (3010, FINAL),  # an unsubscribe request by reply
     "Bounce/Subscribe": (2040, FINAL),  # a subscribe request by reply: the recipient acted on it
-    "Bounce/SpamComplaint": (3010, FINAL),
+    "Bounce/SpamComplaint": COMPLAINT,
     "Bounce/AddressChange": (BOUNCED, FINAL),  # the recipient moved: this address is not read
     "Bounce/BadEmailAddress": (4005, FINAL),  # "Invalid email address": never sent
     "Bounce/ManuallyDeactivated": (4006, FINAL),  # the address is deactivated (suppressed) already
@@ -54,7 +54,7 @@ VOCABULARY: Vocabulary = {
     "Bounce/Unknown": (PROVIDER_FAILED, FINAL),
     # SuppressSending true, by SuppressionReason; false: the address was reactivated.
     "SubscriptionChange/ManualSuppression": (3010, FINAL),  # the unsubscribe link, or us on request
-    "SubscriptionChange/SpamComplaint": (3010, FINAL),
+    "SubscriptionChange/SpamComplaint": COMPLAINT,
     "SubscriptionChange/HardBounce": (BOUNCED, FINAL),  # suppressed after the bounce it follows
     # Reactivated: as SendGrid's group_resubscribe, it cannot undo an unsubscribe in a join.
     "SubscriptionChange/Reactivated": (2040, FINAL),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.domain.errors import BadEventError
-from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
+from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, envelope, json_items, no_member, not_an_object, ours
 
 NAME = "SendGrid"
@@ -35,7 +35,7 @@ VOCABULARY: Vocabulary = {
     "delivered": (2020, FINAL),
     "open": (2030, FINAL),
     "click": (2040, FINAL),
-    "spamreport": (3010, FINAL),
+    "spamreport": COMPLAINT,
     "unsubscribe": (3010, FINAL),
     "group_unsubscribe": (3010, FINAL),
     # Done from the preference page the email links to. A join cannot undo an unsubscribe, and

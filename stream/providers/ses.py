@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from stream.domain.errors import BadEventError
-from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
+from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
 
 NAME = "SES"
@@ -35,7 +35,7 @@ VOCABULARY: Vocabulary = {
     "Delivery": (2020, FINAL),
     "Open": (2030, FINAL),
     "Click": (2040, FINAL),
-    "Complaint": (3010, FINAL),  # marked as spam: the strongest unsubscribe
+    "Complaint": COMPLAINT,  # marked as spam: the strongest unsubscribe
     "Subscription": (3010, FINAL),  # the recipient used List-Unsubscribe or the unsubscribe link
     "Reject": (PROVIDER_FAILED, FINAL),  # SES found a virus: our content, never sent
     "Rendering Failure": (PROVIDER_FAILED, FINAL),  # our template could not be rendered

@@ -45,6 +45,9 @@ GOOD = {"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at":
         (orjson.dumps({**GOOD, "occurred_at": -5}), "bad_time", "occurred_at"),
         (orjson.dumps({**GOOD, "message_type": "teaser"}), "bad_field", "message_type"),
         (orjson.dumps({**GOOD, "detail": "oops"}), "bad_field", "detail"),
+        (orjson.dumps({**GOOD, "message_id": {"id": 1}}), "bad_field", "message_id"),
+        (orjson.dumps({**GOOD, "message_id": True}), "bad_field", "message_id"),
+        (orjson.dumps({**GOOD, "event_id": "e1", "message_id": 1.5}), "bad_field", "message_id"),
     ],
 )
 def test_bad_envelopes_are_rejected_with_what_where_and_why(raw: bytes, reason: str, field: str) -> None:
@@ -97,16 +100,50 @@ def test_event_ids_are_scoped_by_source() -> None:
     assert a.event_id != b.event_id
 
 
+@pytest.mark.parametrize("decode", [decode_event, lambda raw: event_from_envelope(orjson.loads(raw))])
+def test_message_ids_name_a_message_per_channel_and_without_one_the_channel_has_one(
+    decode: Callable[[bytes], Event],
+) -> None:
+    """7 and "7" are one message; no id (or an empty one) is the implicit invitation or reminder message."""
+    keyed = {**GOOD, "event_id": "e1"}
+
+    assert ["sms#7", "sms#7", "sms", "sms", "sms~reminder", "sms~reminder", "sms#x"] == [
+        decode(orjson.dumps(envelope)).message
+        for envelope in (
+            {**keyed, "message_id": 7},
+            {**keyed, "message_id": "7"},
+            keyed,
+            {**keyed, "message_id": ""},
+            {**keyed, "message_type": "reminder"},
+            {**keyed, "message_type": "Remider", "message_id": None},
+            {**keyed, "message_type": 1, "message_id": "x"},
+        )
+    ]
+    assert [True, False, False] == [
+        decode(orjson.dumps({**keyed, "message_type": kind})).reminder for kind in ("remider", "survey", "manualResend")
+    ]
+
+
 def test_good_envelopes_validate_against_the_envelope_schema(validate: Callable[[str, Any], None]) -> None:
     """What the decoder accepts, the published schema accepts too."""
-    for envelope in (GOOD, {**GOOD, "occurred_at": 1_704_110_400, "message_type": 1, "detail": {"err": "000"}}):
+    for envelope in (
+        GOOD,
+        {**GOOD, "occurred_at": 1_704_110_400, "message_type": 1, "detail": {"err": "000"}},
+        {**GOOD, "message_type": "remider", "message_id": "m-7"},
+    ):
         event_from_envelope(dict(envelope))
         validate("envelope.v1.json", envelope)
 
 
 @pytest.mark.parametrize(
     "bad",
-    [{**GOOD, "member_id": None}, {**GOOD, "source": "fax"}, {**GOOD, "channel": "pager"}, {**GOOD, "status": True}],
+    [
+        {**GOOD, "member_id": None},
+        {**GOOD, "source": "fax"},
+        {**GOOD, "channel": "pager"},
+        {**GOOD, "status": True},
+        {**GOOD, "message_id": {"id": 1}},
+    ],
 )
 def test_the_envelope_schema_rejects_what_the_decoder_rejects(
     bad: dict[str, Any], validate: Callable[[str, Any], None]

@@ -161,3 +161,91 @@ def test_the_live_members_gauge_follows_changes_without_scanning_and_recounts_on
 
 NAMES = {"2020": "Delivered", "5201": "SMSServiceBounced"}
 RANGES = {"2020": "delivery", "5201": "sms_provider_error"}
+
+
+def _email_campaign() -> list[dict[str, object]]:
+    """100 emails: 90 processed, delivered, and 40 of them opened; 10 processed then bounced."""
+    envelopes: list[dict[str, object]] = []
+    for n in range(100):
+        member = {"member_id": f"m{n}", "source": "sendgrid", "message_id": f"msg-{n}"}
+        statuses = ["processed", "bounce"] if n < 10 else ["processed", "delivered", "open"][: 3 if n < 50 else 2]
+        envelopes += [{**member, "status": status, "event_id": f"{n}-{status}"} for status in statuses]
+    return envelopes
+
+
+def test_a_100_email_10_bounce_campaign_counts_100_sent_and_10_failed_messages() -> None:
+    """Per message, not per event: 240 events, yet the bounce ratio the alerts compute is 10%."""
+    registry, _ = run(_email_campaign())
+
+    def messages(outcome: str) -> float | None:
+        return registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": outcome})
+
+    assert (100.0, 10.0, 0.0, 0.0) == (
+        messages("sent"),
+        messages("failed"),
+        messages("complained"),
+        messages("not_sent"),
+    )
+
+
+def test_each_message_reaches_each_outcome_once_whatever_the_events() -> None:
+    """A bounce after delivered, a late open, duplicates, a complaint: one sent, one failed, one complaint."""
+    one = {"source": "sendgrid", "message_id": "x"}
+    registry, _ = run(
+        [
+            {**one, "status": "processed", "event_id": "a"},
+            {**one, "status": "delivered", "event_id": "b"},
+            {**one, "status": "bounce", "event_id": "c"},
+            {**one, "status": "bounce", "event_id": "c"},
+            {**one, "status": "open", "event_id": "d"},
+            {**one, "status": "spamreport", "event_id": "e"},
+            {"member_id": "m2", "source": "sendgrid", "status": "unsubscribe", "event_id": "f"},
+            {"member_id": "m3", "source": "npstoday", "status": "Throttled", "event_id": "g"},
+        ]
+    )
+
+    def messages(channel: str, outcome: str) -> float | None:
+        return registry.get_sample_value("statusflow_messages_total", {"channel": channel, "outcome": outcome})
+
+    assert (2.0, 1.0, 1.0) == (messages("email", "sent"), messages("email", "failed"), messages("email", "complained"))
+    assert 1.0 == messages("survey", "not_sent")
+
+
+def test_batched_message_counts_equal_per_event_ones() -> None:
+    """The worker's batch observer counts messages as the CLI does."""
+    envelopes = _email_campaign()
+    per_event, _ = run(envelopes)
+    registry = CollectorRegistry()
+    batch = Metrics(registry).batch()
+    states: dict[str, MemberState] = {}
+    for envelope in envelopes:
+        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
+    batch.commit(0.01)
+
+    assert [
+        per_event.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
+        for o in ("sent", "failed")
+    ] == [
+        registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
+        for o in ("sent", "failed")
+    ]
+
+
+def test_message_counts_do_not_depend_on_the_order_events_arrive_in() -> None:
+    """An open before or after the bounce: the message counts as failed either way."""
+    one = {"source": "sendgrid", "message_id": "x"}
+    events: list[dict[str, object]] = [
+        {**one, "status": "open", "event_id": "a"},
+        {**one, "status": "bounce", "event_id": "b"},
+        {"source": "npstoday", "status": "Throttled", "event_id": "c", "channel": "email", "message_id": "x"},
+    ]
+    forward, _ = run(events)
+    backward, _ = run(events[::-1])
+
+    def counts(registry: CollectorRegistry) -> list[float | None]:
+        return [
+            registry.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": outcome})
+            for outcome in ("sent", "failed", "complained", "not_sent")
+        ]
+
+    assert [1.0, 1.0, 0.0, 1.0] == counts(forward) == counts(backward)

@@ -121,6 +121,15 @@ def test_every_temporary_outcome_ranks_below_every_final_outcome() -> None:
     assert highest_temporary < lowest_final
 
 
+def test_within_a_message_a_refusal_beats_a_handover_but_never_a_delivery() -> None:
+    """SendGrid processed then dropped shows the drop; delivered then a refused resubmit stays delivered."""
+    processed, dropped = event("sendgrid", "processed"), event("sendgrid", "dropped/Bounced Address")
+    delivered, refused = event("imgw", "delivered"), event("imgw", "error-id-not-unique")
+
+    assert 4006 == code_after(processed, dropped) == code_after(dropped, processed)
+    assert 2020 == code_after(delivered, refused) == code_after(refused, delivered)
+
+
 def test_the_precedence_table_ranks_every_addition_status_once() -> None:
     """No code is missing from the order, none appears twice."""
     from stream.domain.catalog import ADDITION_BY_CODE
@@ -135,10 +144,13 @@ def test_the_precedence_table_ranks_every_addition_status_once() -> None:
         (10, 2010),
         (2010, 2050),
         (2050, 2051),
-        (2051, 2020),
+        (2051, 4000),
+        (4000, 4001),
+        (4006, 2020),
         (2020, 5000),
         (5000, 5001),
-        (4000, 4001),
+        (5202, 4004),
+        (4004, 4005),
         (5202, 2030),
         (4006, 2030),
         (2030, 2040),
@@ -151,7 +163,7 @@ def test_the_precedence_table_ranks_every_addition_status_once() -> None:
     ],
 )
 def test_the_rank_order_is_the_documented_one(weaker: int, stronger: int) -> None:
-    """Pairwise: the README's rank table, checked through resolve in both orders."""
+    """Pairwise, within one message: the README's rank table, checked through resolve in both orders."""
     a, b = event("npstoday", weaker), event("npstoday", stronger)
 
     assert stronger == code_after(a, b) == code_after(b, a)
