@@ -42,7 +42,7 @@ from stream.metrics import BatchMetrics, MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
 from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES
-from stream.watchdog import Watchdog
+from stream.watchdog import Watchdog, fatal
 from stream.writer import Record, is_too_large
 
 
@@ -53,7 +53,13 @@ class _StateCodec(codecs.Codec):
         return records.encode_state(obj)
 
     def _loads(self, s: bytes) -> Any:
-        return records.decode_state(s)
+        try:
+            return records.decode_state(s)
+        except records.StateFormatError as error:
+            # Faust's recovery logs a codec error and goes on, which would leave the worker alive,
+            # idle and its table incomplete: refuse to run instead, saying why.
+            fatal("reading the table's changelog", str(error))
+            raise
 
 
 codecs.register("statusflow_state", _StateCodec())

@@ -47,6 +47,18 @@ def _hard_exit(status: int) -> NoReturn:
     os._exit(status)
 
 
+def fatal(what: str, reason: BaseException | str | None, exit_process: Callable[[int], Any] | None = None) -> None:
+    """Log what failed in one line (and the traceback, if any), then end the process with status 1."""
+    if isinstance(reason, BaseException):
+        log.error("%s crashed", what, exc_info=reason)
+        reason = f"{type(reason).__name__}: {reason}"
+    log.critical("statusflow worker: %s crashed (%s); exiting with status 1", what, reason)
+    for handler in logging.getLogger().handlers + log.handlers:
+        handler.flush()
+    sys.stderr.flush()
+    (exit_process or _hard_exit)(1)
+
+
 class Watchdog(Service):
     """Ends the process with status 1 when the app, an agent or a service under it has crashed."""
 
@@ -80,14 +92,7 @@ class Watchdog(Service):
 
     def fatal(self, what: str, reason: BaseException | str | None) -> None:
         """Log what crashed in one line (and the traceback, if any), then end the process with status 1."""
-        if isinstance(reason, BaseException):
-            log.error("%s crashed", what, exc_info=reason)
-            reason = f"{type(reason).__name__}: {reason}"
-        log.critical("statusflow worker: %s crashed (%s); exiting with status 1", what, reason)
-        for handler in logging.getLogger().handlers + log.handlers:
-            handler.flush()
-        sys.stderr.flush()
-        self._exit(1)
+        fatal(what, reason, self._exit)
 
     def find_crash(self) -> tuple[str, Any] | None:
         """Return (what, why) for the first crashed part of the app, or None if all is well."""

@@ -126,3 +126,23 @@ def test_the_worker_app_runs_the_watchdog() -> None:
     """create_app adds the watchdog as a dependency of the app."""
     app = create_app(Settings.from_env({}))
     assert [child for child in app._children if isinstance(child, Watchdog)]
+
+
+def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_of_a_silent_partial_table(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Faust's recovery would log a codec error and go on; the codec ends the process with status 1."""
+    from stream import app, records, watchdog
+
+    exits: list[int] = []
+
+    def record_exit(status: int) -> None:
+        exits.append(status)
+
+    monkeypatch.setattr(watchdog, "_hard_exit", record_exit)
+
+    with pytest.raises(records.StateFormatError):
+        app._StateCodec()._loads(b'[99, "m1"]')
+
+    assert [1] == exits
+    assert "reading the table's changelog crashed" in caplog.text
