@@ -26,7 +26,6 @@ import faust
 import orjson
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.serializers import codecs
-from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import records
@@ -266,17 +265,13 @@ class Handlers:
         """Return, per partition, the end offset when it was assigned: packs below it may be replays."""
         missing = partitions - self.replay_ends.keys()
         if missing:
-            # Faust's own consumer: it is assigned these partitions, so its metadata knows them.
+            # Asked of a consumer of our own, not Faust's: Faust's runs in a thread that is busy
+            # in the very rebalance this agent may be finishing a batch through.
             topic = self.settings.by_member_topic
             try:
-                ends = await asyncio.wait_for(
-                    self.app.consumer.highwaters(*(TP(topic, p) for p in missing)), _END_OFFSETS_TIMEOUT
-                )
-                self.replay_ends.update({tp.partition: offset for tp, offset in ends.items()})
-            except (
-                KafkaError,
-                TimeoutError,
-            ) as error:  # unknown: every duplicate republishes, until the next assignment
+                ends = await asyncio.wait_for(self.ingest.end_offsets(topic, missing), _END_OFFSETS_TIMEOUT)
+                self.replay_ends.update(ends)
+            except (KafkaError, TimeoutError) as error:  # unknown: duplicates republish until the next assignment
                 log.warning("end offsets of %s unknown (%r); duplicates republish their states", topic, error)
                 self.replay_ends.update(dict.fromkeys(missing, _UNKNOWN_END))
         return self.replay_ends

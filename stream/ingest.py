@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
@@ -83,6 +83,7 @@ class RawIngest(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.writer: Writer | None = None
+        self.offsets: AIOKafkaConsumer | None = None
         self._reported: set[type[BaseException]] = set()
         super().__init__(**kwargs)
 
@@ -110,14 +111,20 @@ class RawIngest(Service):
             # Changelog records of large states may exceed the 1 MB default (topics.CHANGELOG_MAX_BYTES).
             max_request_size=CHANGELOG_MAX_BYTES + BATCH_BYTES,
         )
+        # No group and no fetching (its partitions stay paused): it only answers end offsets, so
+        # no rebalance can hold it up and asking it never waits on Faust's consumer thread.
+        self.offsets = AIOKafkaConsumer(bootstrap_servers=s.broker, enable_auto_commit=False)
         await self.producer.start()
         self.writer = Writer(self.producer, stopping=lambda: self.should_stop)
+        await self.offsets.start()
         await self.consumer.start()
 
     async def on_stop(self) -> None:
         """Leave the group cleanly (no commit: whatever was not flushed is replayed)."""
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.offsets is not None:
+            await self.offsets.stop()
         if self.producer is not None:
             await self.producer.stop()
 
@@ -193,6 +200,17 @@ class RawIngest(Service):
         """Write records to a topic with this service's producer; see ``Writer.write``."""
         assert self.writer is not None  # noqa: S101 - started in on_start
         return await self.writer.write(topic, items)
+
+    async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:
+        """Return the current end offset of each of ``topic``'s ``partitions``."""
+        assert self.offsets is not None  # noqa: S101 - started in on_start
+        wanted = {TopicPartition(topic, p) for p in partitions}
+        held = self.offsets.assignment()
+        if not wanted <= held:  # assigned, so its metadata follows the topic; paused, so it fetches nothing
+            self.offsets.assign(list(held | wanted))
+            self.offsets.pause(*self.offsets.assignment())
+        ends = await self.offsets.end_offsets(list(wanted))
+        return {tp.partition: offset for tp, offset in ends.items()}
 
     async def report_lag(self) -> None:
         """Set statusflow_consumer_lag for the raw partitions this worker holds."""

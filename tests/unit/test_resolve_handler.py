@@ -28,6 +28,10 @@ class FakeIngest:
         self.too_large = too_large
         self.writes: list[tuple[str, list[Record]]] = []
 
+    async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:  # noqa: ARG002
+        """Return the end offsets the test set."""
+        return {p: self.ends[p] for p in partitions}
+
     async def write(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
         """Record a write; fail the oversize changelog records."""
         self.writes.append((topic, list(items)))
@@ -41,12 +45,7 @@ def handlers(ingest: FakeIngest) -> Handlers:
     states = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
     states.values = states.data.values
 
-    async def highwaters(*partitions: Any) -> dict[Any, int]:
-        return {tp: ingest.ends[tp.partition] for tp in partitions}
-
-    app = SimpleNamespace(
-        on_partitions_assigned=SimpleNamespace(connect=lambda _: None), consumer=SimpleNamespace(highwaters=highwaters)
-    )
+    app = SimpleNamespace(on_partitions_assigned=SimpleNamespace(connect=lambda _: None))
     handler = Handlers(app, SETTINGS, states, CollectorRegistry())  # type: ignore[arg-type]
     handler.ingest = ingest  # type: ignore[assignment]
     return handler
