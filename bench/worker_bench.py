@@ -32,6 +32,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 from stream.producer import member_key, produce_lines
 from stream.synthetic import stream
 from stream.topics import ensure_topics
@@ -43,12 +44,12 @@ PORT = 29092
 async def passthrough(settings: Settings, total: int, group: str) -> float:
     consumer = AIOKafkaConsumer(
         settings.events_topic,
-        bootstrap_servers=settings.broker,
+        **kafka_client_options(settings),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     seen = 0
@@ -85,7 +86,7 @@ def handled(port: int) -> float:
 def worker_round(settings: Settings, total: int, app_id: str, web_port: int, workdir: Path) -> float:
     env = {
         **os.environ,
-        "STATUSFLOW_BROKER": settings.broker,
+        **settings.environment(),
         "STATUSFLOW_APP_ID": app_id,
         "STATUSFLOW_EVENTS_TOPIC": settings.events_topic,
         "STATUSFLOW_OUTPUT_TOPIC": settings.output_topic,

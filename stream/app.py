@@ -33,6 +33,7 @@ from stream.domain.errors import BadEventError
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
 from stream.ingest import DeliveryError, RawIngest
+from stream.kafka_client import faust_credentials
 from stream.metrics import MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
@@ -78,7 +79,8 @@ def faust_app(settings: Settings) -> faust.App:
     """Return a Faust app configured for ``settings`` (README, "Worker settings")."""
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.broker}",
+        broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=settings.data_dir,
         web_bind=settings.web_host,

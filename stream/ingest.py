@@ -29,6 +29,7 @@ from stream import records
 from stream.config import Settings
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
+from stream.kafka_client import kafka_client_options
 from stream.metrics import Metrics
 from stream.resolver import DeadLetter, events_of
 from stream.topics import CHANGELOG_MAX_BYTES
@@ -87,7 +88,7 @@ class RawIngest(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             *self.formats,
-            bootstrap_servers=s.broker,
+            **kafka_client_options(s),
             group_id=f"{s.app_id}-ingest",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -97,7 +98,7 @@ class RawIngest(Service):
             max_poll_records=s.batch_size,
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.broker,
+            **kafka_client_options(s),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

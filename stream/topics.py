@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 
 # The resolved state is a table of the latest value per member: compaction keeps exactly that.
 _COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
@@ -44,7 +45,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         The names of the topics this call created.
 
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=15_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
