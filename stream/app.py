@@ -37,7 +37,7 @@ from stream.kafka_client import faust_credentials
 from stream.metrics import MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
-from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES
+from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES, durability
 from stream.writer import Record, is_too_large
 
 
@@ -87,7 +87,7 @@ def faust_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         # Standbys would keep other workers' members in this process's table and in its gauges.
         table_standby_replicas=0,
         processing_guarantee="at_least_once",
@@ -240,7 +240,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         partitions=settings.partitions,
         key_type=bytes,
         value_type=_StateValue,
-        extra_topic_configs=CHANGELOG_CONFIGS,
+        extra_topic_configs={**CHANGELOG_CONFIGS, **durability(settings)},
     )
     handlers = Handlers(app, settings, states, registry)
     by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)

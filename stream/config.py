@@ -134,6 +134,16 @@ class Settings:
         """The internal topic that re-keys events by member_id, so a member's events meet."""
         return f"{self.app_id}-events-by-member"
 
+    @property
+    def changelog_topic(self) -> str:
+        """The compacted changelog of the member-states table (Faust's name for it)."""
+        return f"{self.app_id}-member-states-changelog"
+
+    @property
+    def leader_topic(self) -> str:
+        """Faust's one-partition topic whose owner is the group's leader (its assignor's)."""
+        return f"{self.app_id}-__assignor-__leader"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """

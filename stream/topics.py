@@ -1,10 +1,17 @@
-"""Create the worker's Kafka topics with deliberate settings (Faust would not, for external topics)."""
+"""
+The worker's Kafka topics, with deliberate settings: create them, or check what exists.
+
+Every topic the worker reads or writes is declared here, Faust's changelog and leader topics
+included, so a cluster where applications may not create topics can get them all from
+``statusflow topics create``, and ``statusflow topics check`` can say what differs.
+"""
 
 from __future__ import annotations
 
 from contextlib import suppress
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from stream.config import Settings
@@ -23,18 +30,33 @@ RAW_MAX_BYTES = 8 * 1024 * 1024
 _RAW = {"max.message.bytes": str(RAW_MAX_BYTES)}
 # Dead letters wait for a person to read them; keep them a month.
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
+# What `topics check` compares besides partitions and replication.
+CHECKED_CONFIGS = ("cleanup.policy", "min.insync.replicas", "max.message.bytes", "retention.ms")
+
+
+def durability(settings: Settings) -> dict[str, str]:
+    """Return the min.insync.replicas every topic the worker creates gets."""
+    return {"min.insync.replicas": str(settings.min_insync)}
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Return the topics the worker reads and writes, with partitions and configs."""
-    n = settings.partitions
+    """Return the topics the worker reads and writes, with partitions, replication and configs."""
+    n, rf, isr = settings.partitions, settings.replication_factor, durability(settings)
+    changelog = {"cleanup.policy": "compact", **CHANGELOG_CONFIGS}  # as Faust makes it for a table
     return [
-        NewTopic(settings.events_topic, n, 1, topic_configs=_RAW),
-        NewTopic(settings.sendgrid_topic, n, 1, topic_configs=_RAW),
-        NewTopic(settings.by_member_topic, n, 1),
-        NewTopic(settings.output_topic, n, 1, topic_configs=_COMPACTED),
-        NewTopic(settings.dlq_topic, n, 1, topic_configs=_DLQ),
+        NewTopic(settings.events_topic, n, rf, topic_configs={**_RAW, **isr}),
+        NewTopic(settings.sendgrid_topic, n, rf, topic_configs={**_RAW, **isr}),
+        NewTopic(settings.by_member_topic, n, rf, topic_configs=isr),
+        NewTopic(settings.output_topic, n, rf, topic_configs={**_COMPACTED, **isr}),
+        NewTopic(settings.dlq_topic, n, rf, topic_configs={**_DLQ, **isr}),
+        NewTopic(settings.changelog_topic, n, rf, topic_configs={**changelog, **isr}),
+        NewTopic(settings.leader_topic, 1, rf, topic_configs=isr),
     ]
+
+
+def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    """Return an admin client for ``settings`` (not started)."""
+    return AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=15_000)
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -45,7 +67,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         The names of the topics this call created.
 
     """
-    admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=15_000)
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -56,3 +78,48 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def check_topics(settings: Settings) -> list[str]:
+    """
+    Compare the topics that exist with what the worker needs.
+
+    Returns:
+        One line per difference (missing topic, partitions, replication, a config); none if all match.
+
+    """
+    specs = topic_specs(settings)
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+        present = [s for s in specs if described.get(s.name, {}).get("error_code", 3) == 0]
+        configs = await _configs(admin, [s.name for s in present])
+    finally:
+        await admin.close()
+    differences = [f"{s.name}: missing" for s in specs if s not in present]
+    for spec in present:
+        partitions = described[spec.name]["partitions"]
+        replicas = min(len(p["replicas"]) for p in partitions)
+        wanted: dict[str, object] = {"partitions": spec.num_partitions, "replication": spec.replication_factor}
+        found: dict[str, object] = {"partitions": len(partitions), "replication": replicas}
+        wanted |= {k: v for k, v in spec.topic_configs.items() if k in CHECKED_CONFIGS}
+        wanted.setdefault("cleanup.policy", "delete")
+        found |= {k: configs[spec.name].get(k) for k in wanted if k in CHECKED_CONFIGS}
+        differences += [
+            f"{spec.name}: {key} is {found[key]}, the worker needs {value}"
+            for key, value in wanted.items()
+            if str(found[key]) != str(value)
+        ]
+    return differences
+
+
+async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    result: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for _error, _message, _type, name, entries in response.resources:
+            result[name] = {entry[0]: entry[1] for entry in entries}
+    return result

@@ -55,6 +55,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 
 _FLAGS = (
     "broker",
+    "app_id",
     "partitions",
     "web_port",
     "log_level",
