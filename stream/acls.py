@@ -48,3 +48,37 @@ def acl_commands(acls: list[Acl], principal: str) -> list[list[str]]:
         + [arg for name in names for arg in (f"--{kind}", name)]
         for (operation, kind), names in grouped.items()
     ]
+
+
+async def missing_access(settings: Settings) -> list[str]:
+    """
+    Return what the worker's principal cannot see or use, one phrase each; empty if nothing is missing.
+
+    Checked before the worker starts, so a missing ACL is one clear line rather than an agent
+    crashing later: a topic it may neither read nor write is invisible to it (Kafka answers
+    TOPIC_AUTHORIZATION_FAILED), and a group it may not read has no coordinator for it.
+    """
+    from aiokafka.errors import GroupAuthorizationFailedError, KafkaError  # noqa: PLC0415
+
+    from stream.topics import admin_client  # noqa: PLC0415
+
+    needs = worker_acls(settings, creates_topics=False)
+    topics = list(dict.fromkeys(acl.name for acl in needs if acl.kind == "topic"))
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        denied = {t["topic"] for t in await admin.describe_topics(topics) if t["error_code"] == _TOPIC_DENIED}
+        for acl in needs:
+            if acl.kind == "group":
+                try:
+                    await admin.find_coordinator(acl.name)
+                except GroupAuthorizationFailedError:
+                    denied.add(acl.name)
+                except KafkaError:  # no coordinator yet (a fresh cluster): not ours to judge here
+                    continue
+    finally:
+        await admin.close()
+    return [f"{acl.operation} on {acl.kind} {acl.name}" for acl in needs if acl.name in denied]
+
+
+_TOPIC_DENIED = 29  # TOPIC_AUTHORIZATION_FAILED

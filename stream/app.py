@@ -88,6 +88,9 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        # stream/topics.py creates every topic (changelog and leader too) with its configs; Faust
+        # would ask to create its own again at each start, which needs CREATE even when they exist.
+        topic_allow_declare=False,
         # Standbys would keep other workers' members in this process's table and in its gauges.
         table_standby_replicas=0,
         processing_guarantee="at_least_once",

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,8 @@ class Pipeline:
     settings: Settings
     workdir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    # Variables only the workers get (a principal of their own; the pipeline's clients stay admin).
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """Return the environment that points a worker at this pipeline."""
@@ -123,7 +125,8 @@ class Pipeline:
             "data_dir": str(self.workdir / "data"),
         }
         secured = {k: v for k, v in s.environment().items() if k.startswith(_CLIENT_VARIABLES)}
-        return {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}, **secured}
+        own = {f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}
+        return {**os.environ, **own, **secured, **self.worker_env}
 
     def start_worker(self) -> WorkerProcess:
         """Start one more worker of this pipeline."""
@@ -218,9 +221,14 @@ async def _read_all(settings: Settings, topic: str, partition_count: int) -> lis
 @pytest.fixture
 def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
     """Return a fresh pipeline (own topics and group); its workers are stopped afterwards."""
+    yield from pipeline_on(Settings(broker=kafka_broker), tmp_path)
+
+
+def pipeline_on(base: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    """Yield a fresh pipeline on ``base``'s cluster and security (own topics and group); stop its workers after."""
     suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        broker=kafka_broker,
+    settings = replace(
+        base,
         app_id=f"statusflow-test-{suffix}",
         partitions=8,
         events_topic=f"message-events-{suffix}",

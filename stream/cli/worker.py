@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     import faust  # noqa: PLC0415 - faust is heavy; `statusflow resolve` should not pay for it
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
+    from stream.acls import missing_access  # noqa: PLC0415
     from stream.app import create_app  # noqa: PLC0415
     from stream.kafka_client import KafkaAccessError, probe  # noqa: PLC0415
     from stream.topics import ensure_topics  # noqa: PLC0415
@@ -96,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         loop.run_until_complete(probe(settings))
         created = loop.run_until_complete(ensure_topics(settings))
+        # ACLs name principals: PLAINTEXT clients are all ANONYMOUS, so nothing to check there.
+        missing = [] if settings.security_protocol == "PLAINTEXT" else loop.run_until_complete(missing_access(settings))
+        if missing:
+            raise KafkaAccessError(  # noqa: TRY301 - one report for every startup failure, below
+                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): {'; '.join(missing)}"
+            )
     except (KafkaAccessError, KafkaError) as error:
         # Wrong password, untrusted certificate, missing ACL: retrying will not mend it. One
         # line and exit 1 (the traceback only at --log-level debug).
