@@ -202,10 +202,21 @@ launch() {
 }
 
 wait_ready() {
-    local n=$1 dir waited=0
+    local n=$1 dir waited=0 binds=0
     dir=$(node_dir "$n")
     until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; do
-        kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null || die "node $n exited during start-up, see $dir/server.log and $dir/stdout.log"
+        if ! kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
+            # A port in the kernel's ephemeral range (32768-60999) can be taken for a moment by an
+            # outgoing connection, even the node's own to its controller: try again, a few times.
+            if grep -q "Address already in use" "$dir/server.log" && [ "$binds" -lt 5 ]; then
+                binds=$((binds + 1))
+                echo "kafka.sh: node $n: port busy, starting it again ($binds)" >&2
+                sleep 2
+                launch "$n"
+                continue
+            fi
+            die "node $n exited during start-up, see $dir/server.log and $dir/stdout.log"
+        fi
         sleep 0.2
         waited=$((waited + 1))
         [ "$waited" -lt 900 ] || die "node $n not ready after 180 s, see $dir/server.log"
