@@ -42,12 +42,16 @@ fetch() {
     command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka $version; install it (apt-get install maven)"
     command -v java >/dev/null || die "Java 17+ is needed to run Kafka $version"
     echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $libs" >&2
-    rm -rf "$libs"
+    # Into a new directory, swapped in at the end: brokers running from the old one keep their jars.
+    rm -rf "$libs.new"
     mvn -B -q --strict-checksums -f "$here/pom.xml" \
         -Dmaven.repo.local="$cache/m2" -Dkafka.version="$version" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs.new" >&2 \
         || die "Maven could not fetch Kafka $version (network? version?)"
-    pom_hash >"$libs/.complete"
+    pom_hash >"$libs.new/.complete"
+    rm -rf "$libs.old"
+    [ ! -d "$libs" ] || mv "$libs" "$libs.old"
+    mv "$libs.new" "$libs"
 }
 
 # Node N: its directory (the data dir itself for a single node, as before clusters), its ports.
