@@ -208,7 +208,12 @@ def secured_side(plain: Settings, data: Path, env: dict[str, str], rounds: int) 
     )
     for round_ in range(rounds):  # the app ids worker_round uses; ACLs name them literally
         for command in acl_commands(worker_acls(replace(admin, app_id=f"bench-{round_}")), "User:statusflow"):
-            subprocess.run([str(ROOT / "deploy" / "kafka" / "kafka.sh"), "acl", *command], env=env, check=True)
+            subprocess.run(
+                [str(ROOT / "deploy" / "kafka" / "kafka.sh"), "acl", *command],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
     worker = {
         "STATUSFLOW_SASL_USERNAME": "statusflow",
         "STATUSFLOW_SASL_PASSWORD": "",
