@@ -8,11 +8,9 @@ included, so a cluster where applications may not create topics can get them all
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from stream.config import Settings
 from stream.kafka_client import kafka_client_options
@@ -72,12 +70,23 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
-        if missing:
-            with suppress(TopicAlreadyExistsError):  # another worker created them meanwhile
-                await admin.create_topics(missing)
-        return [spec.name for spec in missing]
+        if not missing:
+            return []
+        response = await admin.create_topics(missing)
     finally:
         await admin.close()
+    # aiokafka returns each topic's error code rather than raising: a topic made meanwhile by
+    # another worker (or not yet in the metadata we read) is fine, anything else is not.
+    created = []
+    for name, code, message, *_ in response.topic_errors:
+        if code == 0:
+            created.append(name)
+        elif code != TopicAlreadyExistsError.errno:
+            error = for_code(code)
+            raise error(
+                f"cannot create topic {name}: {message or error.__name__} (statusflow topics create, as an admin?)"
+            )
+    return created
 
 
 async def check_topics(settings: Settings) -> list[str]:
