@@ -55,19 +55,20 @@ async def missing_access(settings: Settings) -> list[str]:
     Return what the worker's principal cannot see or use, one phrase each; empty if nothing is missing.
 
     Checked before the worker starts, so a missing ACL is one clear line rather than an agent
-    crashing later: a topic it may neither read nor write is invisible to it (Kafka answers
-    TOPIC_AUTHORIZATION_FAILED), and a group it may not read has no coordinator for it.
+    crashing later. Run after the topics were created where they could be: a topic the
+    principal may neither read nor write is then missing from the topics it can list, and a
+    group it may not read has no coordinator for it.
     """
     from aiokafka.errors import GroupAuthorizationFailedError, KafkaError  # noqa: PLC0415
 
     from stream.topics import admin_client  # noqa: PLC0415
 
     needs = worker_acls(settings, creates_topics=False)
-    topics = list(dict.fromkeys(acl.name for acl in needs if acl.kind == "topic"))
     admin = admin_client(settings)
     await admin.start()
     try:
-        denied = {t["topic"] for t in await admin.describe_topics(topics) if t["error_code"] == _TOPIC_DENIED}
+        visible = set(await admin.list_topics())
+        denied = {acl.name for acl in needs if acl.kind == "topic" and acl.name not in visible}
         for acl in needs:
             if acl.kind == "group":
                 try:
@@ -79,6 +80,3 @@ async def missing_access(settings: Settings) -> list[str]:
     finally:
         await admin.close()
     return [f"{acl.operation} on {acl.kind} {acl.name}" for acl in needs if acl.name in denied]
-
-
-_TOPIC_DENIED = 29  # TOPIC_AUTHORIZATION_FAILED

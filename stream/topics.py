@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from stream.config import Settings
 from stream.kafka_client import kafka_client_options
@@ -77,15 +77,17 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
     # aiokafka returns each topic's error code rather than raising: a topic made meanwhile by
     # another worker (or not yet in the metadata we read) is fine, anything else is not.
-    created = []
+    created, refused = [], []
     for name, code, message, *_ in response.topic_errors:
         if code == 0:
             created.append(name)
+        elif code == TopicAuthorizationFailedError.errno:
+            refused.append(name)
         elif code != TopicAlreadyExistsError.errno:
             error = for_code(code)
-            raise error(
-                f"cannot create topic {name}: {message or error.__name__} (statusflow topics create, as an admin?)"
-            )
+            raise error(f"cannot create topic {name}: {message or error.__name__}")
+    if refused:
+        raise TopicAuthorizationFailedError(f"not allowed to create or see topics: {', '.join(refused)}")
     return created
 
 
@@ -101,8 +103,11 @@ async def check_topics(settings: Settings) -> list[str]:
     admin = admin_client(settings)
     await admin.start()
     try:
-        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
-        present = [s for s in specs if described.get(s.name, {}).get("error_code", 3) == 0]
+        # Only topics that exist are described: a metadata request naming a missing topic would
+        # have a broker with auto.create.topics.enable create it, with the broker's defaults.
+        existing = set(await admin.list_topics())
+        present = [s for s in specs if s.name in existing]
+        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in present])} if present else {}
         configs = await _configs(admin, [s.name for s in present])
     finally:
         await admin.close()

@@ -79,7 +79,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     """Create the topics, then hand the process to Faust's worker (which handles signals)."""
     import faust  # noqa: PLC0415 - faust is heavy; `statusflow resolve` should not pay for it
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
 
     from stream.acls import missing_access  # noqa: PLC0415
     from stream.app import create_app  # noqa: PLC0415
@@ -96,12 +96,19 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     try:
         loop.run_until_complete(probe(settings))
-        created = loop.run_until_complete(ensure_topics(settings))
+        try:
+            created = loop.run_until_complete(ensure_topics(settings))
+        except TopicAuthorizationFailedError:
+            # Topics it can neither see nor create: missing, or hidden by missing ACLs. Say which.
+            created = []
+            if settings.security_protocol == "PLAINTEXT":
+                raise
         # ACLs name principals: PLAINTEXT clients are all ANONYMOUS, so nothing to check there.
         missing = [] if settings.security_protocol == "PLAINTEXT" else loop.run_until_complete(missing_access(settings))
         if missing:
             raise KafkaAccessError(  # noqa: TRY301 - one report for every startup failure, below
-                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): {'; '.join(missing)}"
+                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): "
+                f"{'; '.join(missing)} (or a topic is missing: statusflow topics create)"
             )
     except (KafkaAccessError, KafkaError) as error:
         # Wrong password, untrusted certificate, missing ACL: retrying will not mend it. One
