@@ -26,12 +26,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.config import Settings
+from stream.acls import acl_commands, worker_acls
+from stream.config import Secret, Settings
+from stream.kafka_client import kafka_client_options
 from stream.producer import member_key, produce_lines
 from stream.synthetic import stream
 from stream.topics import ensure_topics
@@ -43,12 +46,12 @@ PORT = 29092
 async def passthrough(settings: Settings, total: int, group: str) -> float:
     consumer = AIOKafkaConsumer(
         settings.events_topic,
-        bootstrap_servers=settings.broker,
+        **kafka_client_options(settings),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     seen = 0
@@ -82,10 +85,13 @@ def handled(port: int) -> float:
     )
 
 
-def worker_round(settings: Settings, total: int, app_id: str, web_port: int, workdir: Path) -> float:
+def worker_round(  # noqa: PLR0913 - a benchmark round is described by all of these
+    settings: Settings, total: int, app_id: str, web_port: int, workdir: Path, *, extra: dict[str, str] | None = None
+) -> float:
     env = {
         **os.environ,
-        "STATUSFLOW_BROKER": settings.broker,
+        **settings.environment(),
+        **(extra or {}),
         "STATUSFLOW_APP_ID": app_id,
         "STATUSFLOW_EVENTS_TOPIC": settings.events_topic,
         "STATUSFLOW_OUTPUT_TOPIC": settings.output_topic,
@@ -124,28 +130,47 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=PORT, help="the benchmark's broker (a secured one on port+20)")
+    parser.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="also run the worker over SASL_SSL (SCRAM-SHA-512, ACLs) on a secured broker, interleaved, and "
+        "report its ratio to PLAINTEXT",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="statusflow-bench-"))
-    env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(PORT), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}
     kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
-    subprocess.run([str(kafka), "start"], env=env, check=True)
+    envs = [{**os.environ, "STATUSFLOW_KAFKA_PORT": str(args.port), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}]
+    if args.sasl_ssl:
+        secured = workdir / "kafka-secured"
+        envs.append({**envs[0], "STATUSFLOW_KAFKA_PORT": str(args.port + 20), "STATUSFLOW_KAFKA_DATA": str(secured)})
+        envs[1]["STATUSFLOW_KAFKA_SECURITY"] = "sasl_ssl"
+    for env in envs:
+        subprocess.run([str(kafka), "start"], env=env, check=True)
     try:
         settings = Settings(
-            broker=f"127.0.0.1:{PORT}", events_topic="bench.message-events", output_topic="bench.status"
+            broker=f"127.0.0.1:{args.port}", events_topic="bench.message-events", output_topic="bench.status"
         )
-        asyncio.run(ensure_topics(settings))
         lines = [orjson.dumps(e) for e in stream(args.members, args.events // args.members, seed=3)][: args.events]
-        asyncio.run(produce_lines(settings, settings.events_topic, lines, member_key))
+        sides: dict[str, tuple[Settings, dict[str, str]]] = {"statusflow worker": (settings, {})}
+        if args.sasl_ssl:
+            sides[SECURED] = secured_side(settings, secured, envs[1], args.rounds)
+        for side, _ in sides.values():
+            asyncio.run(ensure_topics(side))
+            asyncio.run(produce_lines(side, side.events_topic, lines, member_key))
         total = len(lines)
-        rates: dict[str, list[float]] = {"baseline (aiokafka pass-through)": [], "statusflow worker": []}
+        rates: dict[str, list[float]] = {"baseline (aiokafka pass-through)": [], **{name: [] for name in sides}}
         for round_ in range(args.rounds):
             rates["baseline (aiokafka pass-through)"].append(
                 asyncio.run(passthrough(settings, total, f"baseline-{round_}"))
             )
-            rates["statusflow worker"].append(worker_round(settings, total, f"bench-{round_}", 16066 + round_, workdir))
+            for number, (name, (side, extra)) in enumerate(sides.items()):
+                port = 16066 + 10 * number + round_
+                rates[name].append(worker_round(side, total, f"bench-{round_}", port, workdir, extra=extra))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()), file=sys.stderr)
     finally:
-        subprocess.run([str(kafka), "stop"], env=env, check=False)
+        for env in envs:
+            subprocess.run([str(kafka), "stop"], env=env, check=False)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     ratio = medians["statusflow worker"] / medians["baseline (aiokafka pass-through)"]
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
@@ -161,6 +186,40 @@ def main() -> None:
     for name, rate in medians.items():
         print(f"  {name:<34} {rate:>10,.0f} events/s")
     print(f"  ratio (worker / baseline): {ratio:.2f}")
+    if SECURED in medians:
+        per_round = [s / p for s, p in zip(rates[SECURED], rates["statusflow worker"], strict=True)]
+        print(f"  ratio (SASL_SSL / PLAINTEXT worker): {medians[SECURED] / medians['statusflow worker']:.2f}", end="")
+        print(f"  (rounds: {', '.join(f'{r:.2f}' for r in per_round)})")
+
+
+SECURED = "statusflow worker over SASL_SSL"
+
+
+def secured_side(plain: Settings, data: Path, env: dict[str, str], rounds: int) -> tuple[Settings, dict[str, str]]:
+    """Return the admin's settings on the secured broker, and the worker's env: user statusflow, its ACLs only."""
+    admin = replace(
+        plain,
+        broker=f"127.0.0.1:{env['STATUSFLOW_KAFKA_PORT']}",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="admin",
+        sasl_password=Secret((data / "secrets" / "admin.password").read_text().strip()),
+        ssl_cafile=str(data / "tls" / "ca.pem"),
+    )
+    for round_ in range(rounds):  # the app ids worker_round uses; ACLs name them literally
+        for command in acl_commands(worker_acls(replace(admin, app_id=f"bench-{round_}")), "User:statusflow"):
+            subprocess.run(
+                [str(ROOT / "deploy" / "kafka" / "kafka.sh"), "acl", *command],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+    worker = {
+        "STATUSFLOW_SASL_USERNAME": "statusflow",
+        "STATUSFLOW_SASL_PASSWORD": "",
+        "STATUSFLOW_SASL_PASSWORD_FILE": str(data / "secrets" / "statusflow.password"),
+    }
+    return admin, worker
 
 
 if __name__ == "__main__":

@@ -37,10 +37,11 @@ from stream.domain.precedence import resolve
 from stream.guard import Guard
 from stream.health import ReadyLog, Verdict, liveness, readiness
 from stream.ingest import DeliveryError, RawIngest
+from stream.kafka_client import faust_credentials
 from stream.metrics import BatchMetrics, MembersByStatus, Metrics
 from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
-from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES
+from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES, durability
 from stream.watchdog import Watchdog, fatal
 from stream.writer import Record, is_too_large
 
@@ -92,14 +93,18 @@ def faust_app(settings: Settings) -> faust.App:
     """Return a Faust app configured for ``settings`` (README, "Worker settings")."""
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.broker}",
+        broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=settings.data_dir,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        # stream/topics.py creates every topic (changelog and leader too) with its configs; Faust
+        # would ask to create its own again at each start, which needs CREATE even when they exist.
+        topic_allow_declare=False,
         # Standbys would keep other workers' members in this process's table and in its gauges.
         table_standby_replicas=0,
         processing_guarantee="at_least_once",
@@ -320,7 +325,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         partitions=settings.partitions,
         key_type=bytes,
         value_type=_StateValue,
-        extra_topic_configs=CHANGELOG_CONFIGS,
+        extra_topic_configs={**CHANGELOG_CONFIGS, **durability(settings)},
     )
     handlers = Handlers(app, settings, states, registry)
     by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)

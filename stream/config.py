@@ -17,6 +17,42 @@ class ConfigError(ValueError):
     """A setting that does not parse: the command line reports it and exits 2."""
 
 
+class Secret:
+    """
+    A string that never shows itself: ``repr``, ``str`` and f-strings print asterisks.
+
+    Only ``reveal()`` returns the value, so a password reaches the Kafka client and nothing else
+    (not a log line, an error, a ``repr`` of the settings or ``--help``).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself; pass it straight to the client that needs it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class Settings:
     """
@@ -48,6 +84,53 @@ class Settings:
     # Static group membership (KIP-345): a worker restarted under the same id takes its partitions
     # back without a rebalance. Must be unique per worker (e.g. the pod's name); empty: dynamic.
     instance_id: str = ""
+    # Kafka security (README, "Security"). The password comes from STATUSFLOW_SASL_PASSWORD or,
+    # better, a mounted file named by STATUSFLOW_SASL_PASSWORD_FILE; it is read once, here.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: Secret = Secret()  # noqa: RUF009 - immutable, so one shared default is safe
+    sasl_password_file: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    # Topics the worker creates (README, "Replication"). 0 min.insync.replicas: replication - 1,
+    # at least 1 (so 2 of 3), which survives one lost broker without refusing writes.
+    replication_factor: int = 1
+    min_insync_replicas: int = 0
+
+    def __post_init__(self) -> None:
+        """
+        Refuse combinations that cannot work, naming the variable to fix.
+
+        Raises:
+            ConfigError: an unknown protocol or mechanism, SASL without a user or password,
+                a certificate without its key, a replication setting out of range.
+
+        """
+        check_security(self)
+        if self.replication_factor < 1:
+            raise ConfigError(f"STATUSFLOW_REPLICATION_FACTOR={self.replication_factor} must be at least 1")
+        if not 0 <= self.min_insync_replicas <= self.replication_factor:
+            raise ConfigError(
+                f"STATUSFLOW_MIN_INSYNC_REPLICAS={self.min_insync_replicas} must be between 1 and "
+                f"STATUSFLOW_REPLICATION_FACTOR={self.replication_factor}"
+            )
+
+    @property
+    def min_insync(self) -> int:
+        """The min.insync.replicas of the topics the worker creates."""
+        return self.min_insync_replicas or max(1, self.replication_factor - 1)
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether the clients authenticate with SASL."""
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the clients speak TLS to the brokers."""
+        return self.security_protocol in {"SSL", "SASL_SSL"}
 
     def raw_topic(self, record_format: str) -> str:
         """
@@ -67,6 +150,16 @@ class Settings:
     def by_member_topic(self) -> str:
         """The internal topic that re-keys events by member_id, so a member's events meet."""
         return f"{self.app_id}-events-by-member"
+
+    @property
+    def changelog_topic(self) -> str:
+        """The compacted changelog of the member-states table (Faust's name for it)."""
+        return f"{self.app_id}-member-states-changelog"
+
+    @property
+    def leader_topic(self) -> str:
+        """Faust's one-partition topic whose owner is the group's leader (its assignor's)."""
+        return f"{self.app_id}-__assignor-__leader"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,4 +183,55 @@ class Settings:
                         f"STATUSFLOW_{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("sasl_password"), str):
+            values["sasl_password"] = Secret(values["sasl_password"])
+        password_file = values.get("sasl_password_file")
+        if password_file:
+            values["sasl_password"] = Secret(_read_secret(password_file))
         return replace(cls(), **values)
+
+    def environment(self) -> dict[str, str]:
+        """Return these settings as ``STATUSFLOW_*`` variables, for a child process (secrets included)."""
+        env = {f"STATUSFLOW_{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
+        env["STATUSFLOW_SASL_PASSWORD"] = self.sasl_password.reveal()
+        return env
+
+
+def check_security(settings: Settings) -> None:
+    """
+    Raise ConfigError for security settings that cannot work together.
+
+    Raises:
+        ConfigError: the first problem found, naming its variable.
+
+    """
+    s = settings
+    if s.security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"STATUSFLOW_SECURITY_PROTOCOL={s.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    if s.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"STATUSFLOW_SASL_MECHANISM={s.sasl_mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}")
+    if s.uses_sasl and not (s.sasl_username and s.sasl_password):
+        raise ConfigError(
+            f"STATUSFLOW_SECURITY_PROTOCOL={s.security_protocol} needs STATUSFLOW_SASL_USERNAME and "
+            "STATUSFLOW_SASL_PASSWORD or STATUSFLOW_SASL_PASSWORD_FILE"
+        )
+    if bool(s.ssl_certfile) != bool(s.ssl_keyfile):
+        raise ConfigError("STATUSFLOW_SSL_CERTFILE and STATUSFLOW_SSL_KEYFILE go together (mutual TLS)")
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(s, name)
+        if path and not s.uses_tls:
+            raise ConfigError(f"STATUSFLOW_{name.upper()} needs STATUSFLOW_SECURITY_PROTOCOL=SSL or SASL_SSL")
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"STATUSFLOW_{name.upper()}={path!r}: no such file")
+
+
+def _read_secret(path: str) -> str:
+    # A mounted Kubernetes secret or a file written by kafka.sh: the whole file, minus one
+    # trailing newline. The error names the file, never its content.
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().removesuffix("\n")
+    except OSError as error:
+        raise ConfigError(f"STATUSFLOW_SASL_PASSWORD_FILE={path!r} cannot be read: {error.strerror}") from None

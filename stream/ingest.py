@@ -30,6 +30,7 @@ from stream import records
 from stream.config import Settings
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
+from stream.kafka_client import kafka_client_options
 from stream.metrics import Metrics
 from stream.resolver import FORMATS, DeadLetter, events_of
 from stream.topics import CHANGELOG_MAX_BYTES
@@ -92,7 +93,7 @@ class RawIngest(Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             *self.formats,
-            bootstrap_servers=s.broker,
+            **kafka_client_options(s),
             group_id=f"{s.app_id}-ingest",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -103,7 +104,7 @@ class RawIngest(Service):
             group_instance_id=s.instance_id or None,
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.broker,
+            **kafka_client_options(s),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
@@ -113,7 +114,7 @@ class RawIngest(Service):
         )
         # No group and no fetching (its partitions stay paused): it only answers end offsets, so
         # no rebalance can hold it up and asking it never waits on Faust's consumer thread.
-        self.offsets = AIOKafkaConsumer(bootstrap_servers=s.broker, enable_auto_commit=False)
+        self.offsets = AIOKafkaConsumer(**kafka_client_options(s), enable_auto_commit=False)
         await self.producer.start()
         self.writer = Writer(self.producer, stopping=lambda: self.should_stop)
         await self.offsets.start()

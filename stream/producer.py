@@ -8,6 +8,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 from stream.topics import RAW_MAX_BYTES
 
 
@@ -39,7 +40,7 @@ async def produce_lines(
     tool must be able to replay a real feed byte for byte.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.broker,
+        **kafka_client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

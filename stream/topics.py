@@ -1,13 +1,21 @@
-"""Create the worker's Kafka topics with deliberate settings (Faust would not, for external topics)."""
+"""
+The worker's Kafka topics, with deliberate settings: create them, or check what exists.
+
+Every topic the worker reads or writes is declared here, Faust's changelog and leader topics
+included, so a cluster where applications may not create topics can get them all from
+``statusflow topics create``, and ``statusflow topics check`` can say what differs.
+"""
 
 from __future__ import annotations
 
-from contextlib import suppress
+import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 from stream.providers.registry import FORMATS
 
 # The resolved state is a table of the latest value per member: compaction keeps exactly that.
@@ -23,17 +31,32 @@ RAW_MAX_BYTES = 8 * 1024 * 1024
 _RAW = {"max.message.bytes": str(RAW_MAX_BYTES)}
 # Dead letters wait for a person to read them; keep them a month.
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
+# What `topics check` compares besides partitions and replication.
+CHECKED_CONFIGS = ("cleanup.policy", "min.insync.replicas", "max.message.bytes", "retention.ms")
+
+
+def durability(settings: Settings) -> dict[str, str]:
+    """Return the min.insync.replicas every topic the worker creates gets."""
+    return {"min.insync.replicas": str(settings.min_insync)}
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Return the topics the worker reads and writes, with partitions and configs."""
-    n = settings.partitions
+    """Return the topics the worker reads and writes, with partitions, replication and configs."""
+    n, rf, isr = settings.partitions, settings.replication_factor, durability(settings)
+    changelog = {"cleanup.policy": "compact", **CHANGELOG_CONFIGS}  # as Faust makes it for a table
     return [
-        *[NewTopic(settings.raw_topic(name), n, 1, topic_configs=_RAW) for name in FORMATS],
-        NewTopic(settings.by_member_topic, n, 1),
-        NewTopic(settings.output_topic, n, 1, topic_configs=_COMPACTED),
-        NewTopic(settings.dlq_topic, n, 1, topic_configs=_DLQ),
+        *[NewTopic(settings.raw_topic(name), n, rf, topic_configs={**_RAW, **isr}) for name in FORMATS],
+        NewTopic(settings.by_member_topic, n, rf, topic_configs=isr),
+        NewTopic(settings.output_topic, n, rf, topic_configs={**_COMPACTED, **isr}),
+        NewTopic(settings.dlq_topic, n, rf, topic_configs={**_DLQ, **isr}),
+        NewTopic(settings.changelog_topic, n, rf, topic_configs={**changelog, **isr}),
+        NewTopic(settings.leader_topic, 1, rf, topic_configs=isr),
     ]
+
+
+def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    """Return an admin client for ``settings`` (not started)."""
+    return AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=15_000)
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -44,17 +67,78 @@ async def ensure_topics(settings: Settings) -> list[str]:
         The names of the topics this call created.
 
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
-        if missing:
-            with suppress(TopicAlreadyExistsError):  # another worker created them meanwhile
-                await admin.create_topics(missing)
-        return [spec.name for spec in missing]
+        if not missing:
+            return []
+        response = await admin.create_topics(missing)
     finally:
         await admin.close()
+    # aiokafka returns each topic's error code rather than raising: a topic made meanwhile by
+    # another worker (or not yet in the metadata we read) is fine, anything else is not.
+    created, refused = [], []
+    for name, code, message, *_ in response.topic_errors:
+        if code == 0:
+            created.append(name)
+        elif code == TopicAuthorizationFailedError.errno:
+            refused.append(name)
+        elif code != TopicAlreadyExistsError.errno:
+            error = for_code(code)
+            raise error(f"cannot create topic {name}: {message or error.__name__}")
+    if refused:
+        raise TopicAuthorizationFailedError(f"not allowed to create or see topics: {', '.join(refused)}")
+    return created
+
+
+async def check_topics(settings: Settings) -> list[str]:
+    """
+    Compare the topics that exist with what the worker needs.
+
+    Returns:
+        One line per difference (missing topic, partitions, replication, a config); none if all match.
+
+    """
+    specs = topic_specs(settings)
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        # Only topics that exist are described: a metadata request naming a missing topic would
+        # have a broker with auto.create.topics.enable create it, with the broker's defaults.
+        existing = set(await admin.list_topics())
+        present = [s for s in specs if s.name in existing]
+        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in present])} if present else {}
+        configs = await _configs(admin, [s.name for s in present])
+    finally:
+        await admin.close()
+    differences = [f"{s.name}: missing" for s in specs if s not in present]
+    for spec in present:
+        partitions = described[spec.name]["partitions"]
+        replicas = min(len(p["replicas"]) for p in partitions)
+        wanted: dict[str, object] = {"partitions": spec.num_partitions, "replication": spec.replication_factor}
+        found: dict[str, object] = {"partitions": len(partitions), "replication": replicas}
+        wanted |= {k: v for k, v in spec.topic_configs.items() if k in CHECKED_CONFIGS}
+        wanted.setdefault("cleanup.policy", "delete")
+        found |= {k: configs[spec.name].get(k) for k in wanted if k in CHECKED_CONFIGS}
+        differences += [
+            f"{spec.name}: {key} is {found[key]}, the worker needs {value}"
+            for key, value in wanted.items()
+            if str(found[key]) != str(value)
+        ]
+    return differences
+
+
+async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    result: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for _error, _message, _type, name, entries in response.resources:
+            result[name] = {entry[0]: entry[1] for entry in entries}
+    return result
 
 
 async def partition_mismatches(settings: Settings) -> list[str]:
@@ -72,10 +156,16 @@ async def partition_mismatches(settings: Settings) -> list[str]:
 
     """
     topics = [settings.by_member_topic, settings.output_topic]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15_000)
+    admin = admin_client(settings)
     await admin.start()
     try:
-        described = await admin.describe_topics(topics)
+        # A topic created a moment ago may not be described yet (leader not available): ask again
+        # rather than take the error for "all is well".
+        for _ in range(20):
+            described = await admin.describe_topics(topics)
+            if not any(topic["error_code"] for topic in described):
+                break
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
     found = {topic["topic"]: len(topic["partitions"]) for topic in described if not topic["error_code"]}

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,20 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 from stream.producer import member_key, produce_lines
 from stream.topics import RAW_MAX_BYTES, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+# How a worker reaches the cluster and what it creates there: passed on from the pipeline's settings.
+_CLIENT_VARIABLES = (
+    "STATUSFLOW_SECURITY_",
+    "STATUSFLOW_SASL_",
+    "STATUSFLOW_SSL_",
+    "STATUSFLOW_REPLICATION_",
+    "STATUSFLOW_MIN_",
+)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +105,8 @@ class Pipeline:
     settings: Settings
     workdir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    # Variables only the workers get (a principal of their own; the pipeline's clients stay admin).
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """Return the environment that points a worker at this pipeline."""
@@ -113,7 +124,9 @@ class Pipeline:
             "rebalance_timeout": s.rebalance_timeout,
             "data_dir": str(self.workdir / "data"),
         }
-        return {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}}
+        secured = {k: v for k, v in s.environment().items() if k.startswith(_CLIENT_VARIABLES)}
+        own = {f"STATUSFLOW_{k.upper()}": str(v) for k, v in values.items()}
+        return {**os.environ, **own, **secured, **self.worker_env}
 
     def start_worker(self) -> WorkerProcess:
         """Start one more worker of this pipeline."""
@@ -144,7 +157,7 @@ class Pipeline:
 
         async def send() -> None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.broker, acks="all", max_request_size=RAW_MAX_BYTES
+                **kafka_client_options(self.settings), acks="all", max_request_size=RAW_MAX_BYTES
             )
             await producer.start()
             try:
@@ -157,7 +170,7 @@ class Pipeline:
 
     def read(self, topic: str) -> list[Any]:
         """Return every record on ``topic`` so far, as aiokafka ConsumerRecords."""
-        return asyncio.run(_read_all(self.settings.broker, topic, self.settings.partitions))
+        return asyncio.run(_read_all(self.settings, topic, self.settings.partitions))
 
     def wait_for(
         self, condition: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] | None = None
@@ -185,8 +198,10 @@ class Pipeline:
         return {r.key.decode(): orjson.loads(r.value) for r in self.read(self.settings.output_topic)}
 
 
-async def _read_all(broker: str, topic: str, partition_count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, auto_offset_reset="earliest")
+async def _read_all(settings: Settings, topic: str, partition_count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        **kafka_client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(partition_count)]
@@ -206,9 +221,14 @@ async def _read_all(broker: str, topic: str, partition_count: int) -> list[Any]:
 @pytest.fixture
 def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
     """Return a fresh pipeline (own topics and group); its workers are stopped afterwards."""
+    yield from pipeline_on(Settings(broker=kafka_broker), tmp_path)
+
+
+def pipeline_on(base: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    """Yield a fresh pipeline on ``base``'s cluster and security (own topics and group); stop its workers after."""
     suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        broker=kafka_broker,
+    settings = replace(
+        base,
         app_id=f"statusflow-test-{suffix}",
         partitions=8,
         events_topic=f"message-events-{suffix}",

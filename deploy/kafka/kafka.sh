@@ -1,116 +1,301 @@
 #!/usr/bin/env bash
-# Local single-node Apache Kafka (KRaft, combined broker+controller) for development and tests.
+# Local Apache Kafka (KRaft) for development and tests: one combined broker+controller, or three.
 #
-#   deploy/kafka/kafka.sh fetch|start|stop|status|restart|wipe
+#   deploy/kafka/kafka.sh fetch|start|stop|status|restart|wipe|bootstrap
+#   deploy/kafka/kafka.sh kill-node N | start-node N     (one node of a cluster, for failure tests)
+#   deploy/kafka/kafka.sh acl ARGS...                     (kafka-acls as the admin, secured mode)
 #
 # Kafka's jars come from Maven Central through Maven (checksums enforced), cached outside the
 # repo, so a cached start needs no network and takes seconds. Settings, all optional:
 #   STATUSFLOW_KAFKA_VERSION  Kafka release (default 4.4.0, the current release; README says why 4.x)
-#   STATUSFLOW_KAFKA_PORT     client port on 127.0.0.1 (default 9092); controller uses port+1
+#   STATUSFLOW_KAFKA_PORT     client port on 127.0.0.1 (default 9092); controller uses port+1;
+#                             node N of a cluster uses port+2(N-1) and the one after it
 #   STATUSFLOW_KAFKA_DATA     data + log + pid directory (default: cache dir, one per port)
-#   STATUSFLOW_KAFKA_HEAP     JVM heap (default 768m: the machine is shared, 2 cores)
+#   STATUSFLOW_KAFKA_HEAP     JVM heap per node (default 768m: the machine is shared, 2 cores)
+#   STATUSFLOW_KAFKA_NODES    1 (default) or 3: three KRaft nodes, one controller quorum
+#   STATUSFLOW_KAFKA_SECURITY plaintext (default) or sasl_ssl: TLS with a throw-away CA, SCRAM
+#                             users, StandardAuthorizer ACLs (README, "Local Apache Kafka")
+#   STATUSFLOW_KAFKA_USERS    extra SCRAM users to create at format time (sasl_ssl; space-separated)
 #   STATUSFLOW_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/statusflow)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 version=${STATUSFLOW_KAFKA_VERSION:-4.4.0}
 port=${STATUSFLOW_KAFKA_PORT:-9092}
-controller_port=$((port + 1))
 cache=${STATUSFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/statusflow}
 libs="$cache/kafka-$version/libs"
 data=${STATUSFLOW_KAFKA_DATA:-$cache/kafka-data-$port}
 heap=${STATUSFLOW_KAFKA_HEAP:-768m}
-pidfile="$data/kafka.pid"
+nodes=${STATUSFLOW_KAFKA_NODES:-1}
+security=${STATUSFLOW_KAFKA_SECURITY:-plaintext}
+users="admin statusflow ${STATUSFLOW_KAFKA_USERS:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+case "$nodes" in 1 | 3) ;; *) die "STATUSFLOW_KAFKA_NODES=$nodes: 1 or 3" ;; esac
+case "$security" in plaintext | sasl_ssl) ;; *) die "STATUSFLOW_KAFKA_SECURITY=$security: plaintext or sasl_ssl" ;; esac
+
+# The marker holds the pom's hash: a changed pom (a new tool jar) re-fetches an old cache by itself.
+pom_hash() { { sha256sum "$here/pom.xml"; echo "$version"; } | sha256sum | cut -c1-16; }
 
 fetch() {
-    [ -f "$libs/.complete" ] && return 0
+    [ "$(cat "$libs/.complete" 2>/dev/null)" = "$(pom_hash)" ] && return 0
     command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka $version; install it (apt-get install maven)"
     command -v java >/dev/null || die "Java 17+ is needed to run Kafka $version"
     echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $libs" >&2
-    rm -rf "$libs"
+    # Into a new directory, swapped in at the end: brokers running from the old one keep their jars.
+    rm -rf "$libs.new"
     mvn -B -q --strict-checksums -f "$here/pom.xml" \
         -Dmaven.repo.local="$cache/m2" -Dkafka.version="$version" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs.new" >&2 \
         || die "Maven could not fetch Kafka $version (network? version?)"
-    touch "$libs/.complete"
+    pom_hash >"$libs.new/.complete"
+    rm -rf "$libs.old"
+    [ ! -d "$libs" ] || mv "$libs" "$libs.old"
+    mv "$libs.new" "$libs"
+}
+
+# Node N: its directory (the data dir itself for a single node, as before clusters), its ports.
+node_dir() { if [ "$nodes" = 1 ]; then echo "$data"; else echo "$data/node-$1"; fi; }
+node_port() { echo $((port + 2 * ($1 - 1))); }
+all_nodes() { seq 1 "$nodes"; }
+bootstrap() {
+    local servers=() n
+    for n in $(all_nodes); do servers+=("127.0.0.1:$(node_port "$n")"); done
+    (IFS=,; echo "${servers[*]}")
 }
 
 running_pid() {
+    local pidfile pid
+    pidfile="$(node_dir "$1")/kafka.pid"
     [ -f "$pidfile" ] || return 1
-    local pid
     pid=$(cat "$pidfile")
     kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
+password() { cat "$data/secrets/$1.password"; }
+
+# Secured mode: a CA and a broker certificate for 127.0.0.1 made here, one password per user,
+# all in the data directory (throw-away, like the data). Made once; `wipe` removes them.
+make_secrets() {
+    [ -f "$data/tls/ca.pem" ] && return 0
+    command -v openssl >/dev/null || die "openssl is needed for STATUSFLOW_KAFKA_SECURITY=sasl_ssl"
+    mkdir -p "$data/tls" "$data/secrets"
+    chmod 700 "$data/secrets" "$data/tls"
+    local user tls="$data/tls"
+    for user in $users controller keystore; do
+        openssl rand -hex 16 >"$data/secrets/$user.password"
+    done
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ca.key -out ca.pem \
+            -subj "/CN=statusflow throw-away CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >broker.ext
+        openssl x509 -req -days 30 -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -extfile broker.ext -out broker.pem
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -out broker.p12 -passout "pass:$(password keystore)"
+    ) >"$data/tls.log" 2>&1 || die "making the TLS certificates failed, see $data/tls.log"
+    # What kafka-acls (and any Java client) needs to act as the admin.
+    cat >"$data/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password admin)";
+ssl.truststore.type=PEM
+ssl.truststore.location=$data/tls/ca.pem
+EOF
+    chmod 600 "$data/admin.properties"
+}
+
 write_config() {
-    cat >"$data/server.properties" <<EOF
+    local n=$1 dir client_port voters="" i
+    dir=$(node_dir "$n")
+    client_port=$(node_port "$n")
+    for i in $(all_nodes); do voters+="${voters:+,}$i@127.0.0.1:$(($(node_port "$i") + 1))"; done
+    local replicas=$((nodes == 3 ? 3 : 1)) min_isr=$((nodes == 3 ? 2 : 1))
+    local name=PLAINTEXT map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+    [ "$security" = sasl_ssl ] && { name=CLIENT; map=CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT; }
+    cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+node.id=$n
+controller.quorum.voters=$voters
+listeners=$name://127.0.0.1:$client_port,CONTROLLER://127.0.0.1:$((client_port + 1))
+advertised.listeners=$name://127.0.0.1:$client_port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$data/logs
+inter.broker.listener.name=$name
+listener.security.protocol.map=$map
+log.dirs=$dir/logs
 num.partitions=1
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-# A single local node has nobody to wait for; the 3 s default only slows every test start.
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+# A local node has nobody to wait for; the 3 s default only slows every test start.
 group.initial.rebalance.delay.ms=0
 EOF
+    [ "$security" = sasl_ssl ] || return 0
+    # Clients: SASL_SSL with SCRAM users made at format time. Brokers talk to each other there too,
+    # as the admin. Controllers: SASL_PLAINTEXT on 127.0.0.1 with a PLAIN user of their own (SCRAM
+    # lives in the metadata the controllers serve, so it cannot log them in), a super user, so
+    # that neither listener lets an anonymous local process in.
+    local scram="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(password admin)\";"
+    local plain="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"controller\" password=\"$(password controller)\" user_controller=\"$(password controller)\";"
+    cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.client.scram-sha-512.sasl.jaas.config=$scram
+listener.name.client.scram-sha-256.sasl.jaas.config=$scram
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=$plain
+sasl.mechanism.controller.protocol=PLAIN
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$data/tls/broker.p12
+ssl.keystore.password=$(password keystore)
+ssl.key.password=$(password keystore)
+ssl.truststore.type=PEM
+ssl.truststore.location=$data/tls/ca.pem
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:controller
+allow.everyone.if.no.acl.found=false
+EOF
+    chmod 600 "$dir/server.properties"
 }
 
 # No start-up tricks that cost throughput (-XX:TieredStopAtLevel): benchmarks use this broker.
-java_opts=(-Xms256m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-    -Djava.awt.headless=true -Dkafka.logs.dir="$data"
-    -Dlog4j2.configurationFile="$here/log4j2.xml" -cp "$libs/*")
+# java_opts DIR: sets the array jopts, logging to DIR/server.log.
+java_opts() {
+    jopts=(-Xms256m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+        -Dkafka.logs.dir="$1" -Dlog4j2.configurationFile="$here/log4j2.xml" -cp "$libs/*")
+}
 
-start() {
-    if pid=$(running_pid); then echo "kafka.sh: already running (pid $pid) on 127.0.0.1:$port"; return 0; fi
-    fetch
-    mkdir -p "$data"
-    write_config
-    if [ ! -f "$data/logs/meta.properties" ]; then
-        java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
-            -t "$(java "${java_opts[@]}" kafka.tools.StorageTool random-uuid)" \
-            -c "$data/server.properties" >"$data/format.log" 2>&1 \
-            || die "formatting KRaft storage failed, see $data/format.log"
+format() {
+    local n=$1 dir args=() user
+    dir=$(node_dir "$n")
+    [ -f "$dir/logs/meta.properties" ] && return 0
+    java_opts "$dir"
+    [ -s "$data/cluster.id" ] || java "${jopts[@]}" kafka.tools.StorageTool random-uuid >"$data/cluster.id"
+    if [ "$security" = sasl_ssl ]; then
+        for user in $users; do
+            args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(password "$user")]")
+            args+=(--add-scram "SCRAM-SHA-256=[name=$user,password=$(password "$user")]")
+        done
     fi
-    : >"$data/server.log"
-    java "${java_opts[@]}" kafka.Kafka "$data/server.properties" </dev/null >"$data/stdout.log" 2>&1 &
-    echo $! >"$pidfile"
-    local waited=0
-    until grep -q "Kafka Server started" "$data/server.log" 2>/dev/null; do
-        kill -0 "$(cat "$pidfile")" 2>/dev/null || die "broker exited during start-up, see $data/server.log and $data/stdout.log"
+    java "${jopts[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$(cat "$data/cluster.id")" \
+        -c "$dir/server.properties" "${args[@]}" >"$dir/format.log" 2>&1 \
+        || die "formatting KRaft storage failed, see $dir/format.log"
+}
+
+launch() {
+    local n=$1 dir pid
+    dir=$(node_dir "$n")
+    if pid=$(running_pid "$n"); then return 0; fi
+    mkdir -p "$dir"
+    write_config "$n"
+    format "$n"
+    : >"$dir/server.log"
+    java_opts "$dir"
+    java "${jopts[@]}" kafka.Kafka "$dir/server.properties" </dev/null >"$dir/stdout.log" 2>&1 &
+    echo $! >"$dir/kafka.pid"
+}
+
+wait_ready() {
+    local n=$1 dir waited=0 binds=0
+    dir=$(node_dir "$n")
+    until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null; do
+        if ! kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
+            # A port in the kernel's ephemeral range (32768-60999) can be taken for a moment by an
+            # outgoing connection, even the node's own to its controller: try again, a few times.
+            if grep -q "Address already in use" "$dir/server.log" && [ "$binds" -lt 5 ]; then
+                binds=$((binds + 1))
+                echo "kafka.sh: node $n: port busy, starting it again ($binds)" >&2
+                sleep 2
+                launch "$n"
+                continue
+            fi
+            die "node $n exited during start-up, see $dir/server.log and $dir/stdout.log"
+        fi
         sleep 0.2
         waited=$((waited + 1))
-        [ "$waited" -lt 600 ] || die "broker not ready after 120 s, see $data/server.log"
+        [ "$waited" -lt 900 ] || die "node $n not ready after 180 s, see $dir/server.log"
     done
-    echo "kafka.sh: Kafka $version ready on 127.0.0.1:$port (pid $(cat "$pidfile"), data $data)"
+}
+
+start() {
+    fetch
+    mkdir -p "$data"
+    [ "$security" = sasl_ssl ] && make_secrets
+    local n
+    # All nodes first: each waits for a controller quorum the others complete.
+    for n in $(all_nodes); do launch "$n"; done
+    for n in $(all_nodes); do wait_ready "$n"; done
+    echo "kafka.sh: Kafka $version ready on $(bootstrap) ($security, $nodes node(s), data $data)"
+}
+
+start_node() {
+    fetch
+    launch "$1"
+    wait_ready "$1"
+    echo "kafka.sh: node $1 ready on 127.0.0.1:$(node_port "$1") (pid $(running_pid "$1"))"
+}
+
+stop_node() {
+    local n=$1 pid dir
+    dir=$(node_dir "$n")
+    if ! pid=$(running_pid "$n"); then rm -f "$dir/kafka.pid"; return 0; fi
+    kill -TERM "$pid"
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || { rm -f "$dir/kafka.pid"; return 0; }
+        sleep 0.1
+    done
+    echo "kafka.sh: node $n did not stop in 30 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$dir/kafka.pid"
 }
 
 stop() {
-    local pid
-    if ! pid=$(running_pid); then rm -f "$pidfile"; echo "kafka.sh: not running"; return 0; fi
-    kill -TERM "$pid"
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "kafka.sh: stopped"; return 0; }
-        sleep 0.1
-    done
-    echo "kafka.sh: broker did not stop in 30 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
+    local n pids=()
+    # The last nodes of a quorum wait for each other at shutdown: stop them together.
+    for n in $(all_nodes); do stop_node "$n" & pids+=($!); done
+    wait "${pids[@]}"
+    echo "kafka.sh: stopped"
+}
+
+kill_node() {
+    local pid dir
+    dir=$(node_dir "$1")
+    pid=$(running_pid "$1") || die "node $1 is not running"
+    kill -KILL "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$dir/kafka.pid"
+    echo "kafka.sh: killed node $1 (pid $pid)"
 }
 
 status() {
-    if pid=$(running_pid); then echo "kafka.sh: running (pid $pid) on 127.0.0.1:$port"; else echo "kafka.sh: not running"; return 3; fi
+    local n pid down=0
+    for n in $(all_nodes); do
+        if pid=$(running_pid "$n"); then
+            echo "kafka.sh: node $n running (pid $pid) on 127.0.0.1:$(node_port "$n")"
+        else
+            echo "kafka.sh: node $n not running"
+            down=1
+        fi
+    done
+    [ "$down" = 0 ] || return 3
+}
+
+acl() {
+    [ "$security" = sasl_ssl ] || die "acl needs STATUSFLOW_KAFKA_SECURITY=sasl_ssl"
+    mkdir -p "$data/tools"  # its own log: server.log beside a single node's data is the broker's
+    java_opts "$data/tools"
+    java "${jopts[@]}" org.apache.kafka.tools.AclCommand \
+        --bootstrap-server "$(bootstrap)" --command-config "$data/admin.properties" "$@"
 }
 
 case "${1:-}" in
@@ -119,6 +304,10 @@ case "${1:-}" in
     stop) stop ;;
     restart) stop; start ;;
     status) status ;;
+    bootstrap) bootstrap ;;
+    kill-node) kill_node "${2:?node number}" ;;
+    start-node) start_node "${2:?node number}" ;;
+    acl) shift; acl "$@" ;;
     wipe) stop; rm -rf "$data"; echo "kafka.sh: removed $data" ;;
-    *) echo "usage: $0 fetch|start|stop|status|restart|wipe" >&2; exit 2 ;;
+    *) echo "usage: $0 fetch|start|stop|status|restart|wipe|bootstrap|kill-node N|start-node N|acl ARGS" >&2; exit 2 ;;
 esac

@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
+from stream.kafka_client import kafka_client_options
 from stream.producer import member_key, produce_lines
 from stream.topics import ensure_topics
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         # Fresh topics make aiokafka warn while their metadata settles; the demo shows errors only.
         log_level=os.environ.get("STATUSFLOW_LOG_LEVEL", "error"),
     )
-    env = {**os.environ, **{f"STATUSFLOW_{k.upper()}": str(v) for k, v in vars(settings).items()}}
+    env = {**os.environ, **settings.environment()}
     worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=env)
     try:
         print(
@@ -84,7 +85,7 @@ async def _show(settings: Settings, args: argparse.Namespace) -> int:
     envelopes = [line for line in (SAMPLE / "events.jsonl").read_bytes().splitlines() if line.strip()]
     bodies = [line for line in (SAMPLE / "sendgrid.jsonl").read_bytes().splitlines() if line.strip()]
     consumer = AIOKafkaConsumer(
-        settings.output_topic, settings.dlq_topic, bootstrap_servers=settings.broker, auto_offset_reset="earliest"
+        settings.output_topic, settings.dlq_topic, **kafka_client_options(settings), auto_offset_reset="earliest"
     )
     await consumer.start()
     replay = asyncio.create_task(_replay(settings, envelopes, bodies))

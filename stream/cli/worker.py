@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from typing import Any
 
-from stream.config import Settings
+from stream.config import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -25,12 +26,53 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags every Kafka-facing command shares."""
     parser.add_argument("--broker", help="Kafka bootstrap server (default 127.0.0.1:9092, or STATUSFLOW_BROKER)")
     parser.add_argument("--partitions", type=int, help="partitions of topics the worker creates (default 8)")
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        help="replication of topics the worker creates (default 1, or STATUSFLOW_REPLICATION_FACTOR)",
+    )
+    parser.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        help="their min.insync.replicas (default: replication factor - 1, at least 1)",
+    )
+    security = parser.add_argument_group("Kafka security (or the STATUSFLOW_* variables of the same names)")
+    security.add_argument("--security-protocol", choices=SECURITY_PROTOCOLS, help="default PLAINTEXT")
+    security.add_argument("--sasl-mechanism", choices=SASL_MECHANISMS, help="default PLAIN")
+    security.add_argument("--sasl-username")
+    # No --sasl-password: a flag would show in `ps`. STATUSFLOW_SASL_PASSWORD or a file instead.
+    security.add_argument(
+        "--sasl-password-file", help="file holding the SASL password (STATUSFLOW_SASL_PASSWORD also works)"
+    )
+    security.add_argument(
+        "--ssl-cafile", help="PEM CA bundle that signed the brokers' certificates (default: the system's)"
+    )
+    security.add_argument("--ssl-certfile", help="PEM client certificate, for mutual TLS (with --ssl-keyfile)")
+    security.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+
+
+_FLAGS = (
+    "broker",
+    "app_id",
+    "partitions",
+    "web_port",
+    "store",
+    "log_level",
+    "replication_factor",
+    "min_insync_replicas",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password_file",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Build Settings from the environment and whichever flags this command has."""
-    names = ("broker", "partitions", "web_port", "store", "log_level")
-    return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+    return Settings.from_env(**{name: getattr(args, name, None) for name in _FLAGS})
 
 
 def _worker_class() -> Any:
@@ -52,7 +94,11 @@ def _worker_class() -> Any:
 def run(args: argparse.Namespace) -> int:
     """Create the topics, then hand the process to Faust's worker (which handles signals)."""
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
+    from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
+
+    from stream.acls import missing_access  # noqa: PLC0415
     from stream.app import create_app  # noqa: PLC0415
+    from stream.kafka_client import KafkaAccessError, probe  # noqa: PLC0415
     from stream.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
 
     _Worker = _worker_class()  # noqa: N806 - a class
@@ -64,7 +110,29 @@ def run(args: argparse.Namespace) -> int:
         return 2
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
-    created = loop.run_until_complete(ensure_topics(settings))
+    try:
+        loop.run_until_complete(probe(settings))
+        try:
+            created = loop.run_until_complete(ensure_topics(settings))
+        except TopicAuthorizationFailedError:
+            # Topics it can neither see nor create: missing, or hidden by missing ACLs. Say which.
+            created = []
+            if settings.security_protocol == "PLAINTEXT":
+                raise
+        # ACLs name principals: PLAINTEXT clients are all ANONYMOUS, so nothing to check there.
+        missing = [] if settings.security_protocol == "PLAINTEXT" else loop.run_until_complete(missing_access(settings))
+        if missing:
+            raise KafkaAccessError(  # noqa: TRY301 - one report for every startup failure, below
+                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): "
+                f"{'; '.join(missing)} (or a topic is missing: statusflow topics create)"
+            )
+    except (KafkaAccessError, KafkaError) as error:
+        # Wrong password, untrusted certificate, missing ACL: retrying will not mend it. One
+        # line and exit 1 (the traceback only at --log-level debug).
+        if settings.log_level == "debug":
+            traceback.print_exc()
+        print(f"statusflow worker: cannot start: {error}", file=sys.stderr)
+        return 1
     logging.getLogger("statusflow").info("created topics: %s", created)
     mismatches = loop.run_until_complete(partition_mismatches(settings))
     if mismatches:

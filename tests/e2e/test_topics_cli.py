@@ -1,0 +1,51 @@
+"""`statusflow topics create|check` against the real broker: what it creates is what it checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.kafka_fixtures import Pipeline
+
+pytestmark = pytest.mark.kafka
+
+
+def topics(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `statusflow topics ARGS` with the pipeline's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream", "topics", *args],
+        env=pipeline.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_passes_on_the_topics_the_worker_creates_and_names_each_difference_otherwise(
+    pipeline: Pipeline,
+) -> None:
+    """The pipeline's topics match; other partitions, replication and a missing app's topics are each named."""
+    matching = topics(pipeline, "check")
+    differing = topics(pipeline, "check", "--partitions", "4", "--min-insync-replicas", "1")
+    other_app = topics(pipeline, "check", "--app-id", "nobody-made-this")
+
+    assert (0, "") == (matching.returncode, matching.stdout)
+    assert 1 == differing.returncode
+    assert f"{pipeline.settings.output_topic}: partitions is 8, the worker needs 4" in differing.stdout
+    assert 1 == other_app.returncode
+    assert "nobody-made-this-events-by-member: missing" in other_app.stdout
+
+
+def test_create_makes_the_missing_topics_and_check_then_agrees(pipeline: Pipeline) -> None:
+    """Topics for a new app id are created with their configs; a second create makes none."""
+    created = topics(pipeline, "create", "--app-id", f"{pipeline.settings.app_id}-2")
+    again = topics(pipeline, "create", "--app-id", f"{pipeline.settings.app_id}-2")
+    checked = topics(pipeline, "check", "--app-id", f"{pipeline.settings.app_id}-2")
+
+    assert 0 == created.returncode
+    assert "created 3:" in created.stderr  # by-member, changelog, leader; the raw and output topics exist
+    assert "created 0:" in again.stderr
+    assert (0, "") == (checked.returncode, checked.stdout)
