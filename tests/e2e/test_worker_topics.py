@@ -28,6 +28,7 @@ def test_an_output_topic_with_too_few_partitions_stops_the_worker_at_start_with_
     asyncio.run(_create(settings.broker, settings.output_topic, 1))
     single = Pipeline(settings, pipeline.workdir)
     worker = single.start_worker()
+    pipeline.workers.append(worker)  # stopped with the fixture's, should it not exit by itself
 
     status = worker.process.wait(timeout=60)
 
