@@ -31,13 +31,14 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import NewTopic
 
 from stream.acls import acl_commands, worker_acls
 from stream.config import Secret, Settings
 from stream.kafka_client import kafka_client_options
 from stream.producer import member_key, produce_lines
 from stream.synthetic import stream
-from stream.topics import ensure_topics
+from stream.topics import admin_client, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 29092
@@ -70,6 +71,15 @@ async def passthrough(settings: Settings, total: int, group: str) -> float:
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def create_baseline_topic(settings: Settings) -> None:
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(f"{settings.output_topic}.baseline", settings.partitions, 1)])
+    finally:
+        await admin.close()
 
 
 def handled(port: int) -> float:
@@ -158,6 +168,7 @@ def main() -> None:
         for side, _ in sides.values():
             asyncio.run(ensure_topics(side))
             asyncio.run(produce_lines(side, side.events_topic, lines, member_key))
+        asyncio.run(create_baseline_topic(settings))  # the broker creates no topic by itself
         total = len(lines)
         rates: dict[str, list[float]] = {"baseline (aiokafka pass-through)": [], **{name: [] for name in sides}}
         for round_ in range(args.rounds):
