@@ -68,12 +68,14 @@ class Watchdog(Service):
         *,
         interval: float = 1.0,
         grace: float = 30.0,
+        recovery_stall: float = 120.0,
         exit_process: Callable[[int], Any] = _hard_exit,
         **kwargs: Any,
     ) -> None:
         self.app = app
         self.interval = interval
         self.grace = grace
+        self._recovery = RecoveryProgress(recovery_stall)
         self._exit = exit_process
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,7 +110,8 @@ class Watchdog(Service):
             actors = list(getattr(agent, "_actors", ()))
             if agent.started and not agent.should_stop and actors and all(_done(actor) for actor in actors):
                 return f"agent {agent.name}", "no actor running"
-        return None
+        stalled = self._recovery.stalled(app)
+        return None if stalled is None else ("the table recovery", stalled)
 
     def _watch(self) -> None:
         suspect: str | None = None  # seen once: a crash must still be there a tick later
@@ -136,6 +139,37 @@ class Watchdog(Service):
             elif time.monotonic() - app_crashed_at > self.grace:
                 self.fatal("the app", f"{why!r}; still alive {self.grace:.0f} s later")
                 return
+
+
+class RecoveryProgress:
+    """
+    Tells a table recovery that has stopped from one that is long.
+
+    faust-streaming's recovery can wait for ever on a changelog partition after a rebalance
+    (README, "Known issue"): alive, not crashed, resolving nothing. A recovery whose records to go
+    have not changed for ``limit`` seconds is reported, so the watchdog ends the worker and its
+    orchestrator starts a fresh one, which recovers.
+    """
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self._remaining: int | None = None
+        self._since = 0.0
+
+    def stalled(self, app: Any) -> str | None:
+        """Return why the app's table recovery counts as stalled, or None."""
+        if not getattr(app, "in_recovery", False):
+            self._remaining = None
+            return None
+        remaining = int(app.tables.recovery.active_remaining_total())
+        now = self.clock()
+        if remaining != self._remaining:
+            self._remaining, self._since = remaining, now
+            return None
+        if now - self._since > self.limit:
+            return f"no progress for {now - self._since:.0f} s with {remaining} changelog records to go"
+        return None
 
 
 def _services(root: Any) -> Iterator[Any]:

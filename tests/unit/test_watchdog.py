@@ -146,3 +146,26 @@ def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_of_a_si
 
     assert [1] == exits
     assert "reading the table's changelog crashed" in caplog.text
+
+
+def test_a_table_recovery_without_progress_counts_as_stalled_and_a_slow_one_does_not() -> None:
+    """Records to go that do not move for the limit: stalled; records that keep going down: fine."""
+    from stream.watchdog import RecoveryProgress
+
+    now = [0.0]
+    remaining = [500]
+    app = SimpleNamespace(
+        in_recovery=True, tables=SimpleNamespace(recovery=SimpleNamespace(active_remaining_total=lambda: remaining[0]))
+    )
+    progress = RecoveryProgress(limit=120, clock=lambda: now[0])
+
+    verdicts = []
+    for moment, left in ((0, 500), (60, 400), (170, 300), (200, 300), (290, 300), (300, 300)):
+        now[0], remaining[0] = moment, left
+        verdicts.append(progress.stalled(app))
+    app.in_recovery = False
+    verdicts.append(progress.stalled(app))
+
+    assert [None, None, None, None, None] == verdicts[:5]
+    assert "no progress for 130 s with 300 changelog records to go" == verdicts[5]
+    assert verdicts[6] is None
