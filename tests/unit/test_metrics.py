@@ -13,6 +13,17 @@ from stream.resolver import Tally, apply
 BASE = {"member_id": "m1", "occurred_at": 1_735_689_600}
 
 
+def run_batched(envelopes: list[dict[str, object]], seconds: float) -> CollectorRegistry:
+    """Resolve envelopes with the worker's batch observer, committed once; return its registry."""
+    registry = CollectorRegistry()
+    batch = Metrics(registry).batch()
+    states: dict[str, MemberState] = {}
+    for envelope in envelopes:
+        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
+    batch.commit(seconds)
+    return registry
+
+
 def run(envelopes: list[dict[str, object]]) -> tuple[CollectorRegistry, dict[str, MemberState]]:
     """Resolve envelopes with a fresh registry observing; return both."""
     registry = CollectorRegistry()
@@ -107,12 +118,7 @@ def test_batch_metrics_add_up_to_the_same_counts_as_per_event_metrics() -> None:
         {"source": "npstoday", "status": 2600, "event_id": "3"},
     ]
     per_event, _ = run(envelopes)
-    registry = CollectorRegistry()
-    batch = Metrics(registry).batch()
-    states: dict[str, MemberState] = {}
-    for envelope in envelopes:
-        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
-    batch.commit(0.004)
+    registry = run_batched(envelopes, 0.004)
 
     def counters(r: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         return {
@@ -215,12 +221,7 @@ def test_batched_message_counts_equal_per_event_ones() -> None:
     """The worker's batch observer counts messages as the CLI does."""
     envelopes = _email_campaign()
     per_event, _ = run(envelopes)
-    registry = CollectorRegistry()
-    batch = Metrics(registry).batch()
-    states: dict[str, MemberState] = {}
-    for envelope in envelopes:
-        apply(states, event_from_envelope({**BASE, **envelope}), Tally(), batch)
-    batch.commit(0.01)
+    registry = run_batched(envelopes, 0.01)
 
     assert [
         per_event.get_sample_value("statusflow_messages_total", {"channel": "email", "outcome": o})
