@@ -30,9 +30,9 @@ from pathlib import Path
 import orjson
 
 from stream.config import Settings
-from stream.producer import member_key, produce_lines
+from stream.kafka.producer import member_key, produce_lines
+from stream.kafka.topics import ensure_topics
 from stream.synthetic import stream
-from stream.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 29292

@@ -33,12 +33,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
-from stream.acls import acl_commands, worker_acls
 from stream.config import Secret, Settings
-from stream.kafka_client import kafka_client_options
-from stream.producer import member_key, produce_lines
+from stream.kafka.acls import acl_commands, worker_acls
+from stream.kafka.client import kafka_client_options
+from stream.kafka.producer import member_key, produce_lines
+from stream.kafka.topics import admin_client, ensure_topics
 from stream.synthetic import stream
-from stream.topics import admin_client, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 29092

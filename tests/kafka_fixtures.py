@@ -26,9 +26,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.config import Settings
-from stream.kafka_client import kafka_client_options
-from stream.producer import member_key, produce_lines
-from stream.topics import RAW_MAX_BYTES, ensure_topics
+from stream.kafka.client import kafka_client_options
+from stream.kafka.producer import member_key, produce_lines
+from stream.kafka.topics import RAW_MAX_BYTES, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from stream.acls import Acl, acl_commands
 from stream.config import Secret, Settings
+from stream.kafka.acls import Acl, acl_commands
 from tests.kafka_fixtures import KAFKA_SH, Pipeline, pipeline_on
 
 # Users made at format time besides admin and statusflow: one to hold fewer ACLs than it needs.

@@ -137,7 +137,7 @@ share.coordinator.state.topic.replication.factor=$replicas
 share.coordinator.state.topic.min.isr=$min_isr
 # A local node has nobody to wait for; the 3 s default only slows every test start.
 group.initial.rebalance.delay.ms=0
-# Topics come from the worker (stream/topics.py) with their partitions and configs; a topic the
+# Topics come from the worker (stream/kafka/topics.py) with their partitions and configs; a topic the
 # broker made because a reader asked for it first would have one partition and the wrong configs.
 auto.create.topics.enable=false
 EOF

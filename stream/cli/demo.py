@@ -23,9 +23,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
-from stream.kafka_client import kafka_client_options
-from stream.producer import member_key, produce_lines
-from stream.topics import ensure_topics
+from stream.kafka.client import kafka_client_options
+from stream.kafka.producer import member_key, produce_lines
+from stream.kafka.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "deploy" / "sample"

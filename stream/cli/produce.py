@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from stream.cli.worker import add_settings_arguments, settings_from
-from stream.producer import member_key, produce_lines
+from stream.kafka.producer import member_key, produce_lines
+from stream.kafka.topics import ensure_topics
 from stream.providers.registry import FORMATS
-from stream.topics import ensure_topics
 
 
 def add_parser(commands: Any) -> None:

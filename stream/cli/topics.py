@@ -31,15 +31,15 @@ def run(args: argparse.Namespace) -> int:
     """Create, check, or print ACLs; exit 1 if check finds a difference."""
     settings = settings_from(args)
     if args.action == "acls":
-        from stream.acls import acl_commands, worker_acls  # noqa: PLC0415
+        from stream.kafka.acls import acl_commands, worker_acls  # noqa: PLC0415
 
         for command in acl_commands(worker_acls(settings, creates_topics=not args.no_create), args.principal):
             print(shlex.join(["kafka-acls.sh", "--bootstrap-server", settings.broker, *command]))
         return 0
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    from stream.kafka_client import KafkaAccessError, probe  # noqa: PLC0415
-    from stream.topics import check_topics, ensure_topics  # noqa: PLC0415
+    from stream.kafka.client import KafkaAccessError, probe  # noqa: PLC0415
+    from stream.kafka.topics import check_topics, ensure_topics  # noqa: PLC0415
 
     try:
         asyncio.run(probe(settings))

@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
     from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
 
-    from stream.acls import missing_access  # noqa: PLC0415
-    from stream.app import create_app  # noqa: PLC0415
-    from stream.kafka_client import KafkaAccessError, probe  # noqa: PLC0415
-    from stream.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
+    from stream.kafka.acls import missing_access  # noqa: PLC0415
+    from stream.kafka.app import create_app  # noqa: PLC0415
+    from stream.kafka.client import KafkaAccessError, probe  # noqa: PLC0415
+    from stream.kafka.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
 
     _Worker = _worker_class()  # noqa: N806 - a class
     settings = settings_from(args)

@@ -24,7 +24,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stream.producer import member_key
+from stream.kafka.producer import member_key
 from tests.e2e.test_worker_kafka import offline, sample
 from tests.kafka_fixtures import Pipeline, WorkerProcess
 

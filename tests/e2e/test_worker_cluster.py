@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.topics import check_topics
+from stream.kafka.topics import check_topics
 from tests.e2e.test_worker_kafka import backwards, offline, sample
 from tests.kafka_fixtures import Pipeline, pipeline_on
 from tests.secured_fixtures import LocalKafka

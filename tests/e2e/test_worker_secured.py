@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.acls import worker_acls
+from stream.kafka.acls import worker_acls
 from tests.e2e.test_worker_kafka import offline, sample
 from tests.kafka_fixtures import Pipeline
 from tests.secured_fixtures import LocalKafka

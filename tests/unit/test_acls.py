@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.acls import Acl, acl_commands, worker_acls
 from stream.config import Settings
+from stream.kafka.acls import Acl, acl_commands, worker_acls
 from stream.providers.registry import FORMATS
 
 

@@ -11,9 +11,9 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream.app import Handlers
 from stream.config import Settings
 from stream.guard import Guard
+from stream.kafka.app import Handlers
 from stream.metrics import INTERNAL_TASKS, Metrics
 
 

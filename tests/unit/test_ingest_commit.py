@@ -10,7 +10,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
-from stream.ingest import RawIngest
+from stream.kafka.ingest import RawIngest
 from stream.metrics import Metrics
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream.config import ConfigError, Secret, Settings
-from stream.kafka_client import describe, faust_credentials, kafka_client_options
+from stream.kafka.client import describe, faust_credentials, kafka_client_options
 
 PASSWORD = "hunter2-do-not-print"  # noqa: S105 - a test value that must never be printed
 

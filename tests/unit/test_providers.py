@@ -17,10 +17,10 @@ from stream.config import Settings
 from stream.domain import classify, vocab
 from stream.domain.errors import REASONS
 from stream.domain.model import Event
+from stream.kafka.topics import topic_specs
 from stream.metrics import Metrics
 from stream.providers import registry
 from stream.resolver import events_of
-from stream.topics import topic_specs
 from tests.conftest import ROOT, load_schema
 
 FORMATS = ("envelope", "sendgrid", "twilio", "ses", "mailgun", "infobip", "whatsapp", "vonage", "postmark")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from faust.tables.recovery import Recovery
 
-from stream.app import create_app
 from stream.config import Settings
-from stream.recovery import SeekBeforeFlowRecovery, StatusflowTableManager
+from stream.kafka.app import create_app
+from stream.kafka.recovery import SeekBeforeFlowRecovery, StatusflowTableManager
 
 
 async def test_faust_resumes_and_seeks_the_partitions_with_the_flow_stopped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,10 @@ from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 
 from stream import records
-from stream.app import Handlers
 from stream.codec import decode_event
 from stream.config import Settings
-from stream.writer import Record
+from stream.kafka.app import Handlers
+from stream.kafka.writer import Record
 
 CHANGELOG = "statusflow-member-states-changelog"
 SETTINGS = Settings.from_env({})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stream.config import Settings
+from stream.kafka.topics import topic_specs
 from stream.providers.registry import FORMATS
-from stream.topics import topic_specs
 
 
 @pytest.mark.parametrize(("replication", "min_isr", "expected_isr"), [(1, 0, "1"), (3, 0, "2"), (3, 3, "3")])

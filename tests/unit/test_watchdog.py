@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from mode import Service
 
-from stream.app import create_app
 from stream.config import Settings
+from stream.kafka.app import create_app
 from stream.watchdog import Watchdog
 
 
@@ -132,7 +132,8 @@ def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_of_a_si
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Faust's recovery would log a codec error and go on; the codec ends the process with status 1."""
-    from stream import app, records, watchdog
+    from stream import records, watchdog
+    from stream.kafka import app
 
     exits: list[int] = []
 

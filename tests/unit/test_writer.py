@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 
-from stream.writer import Record, WriteAbortedError, Writer
+from stream.kafka.writer import Record, WriteAbortedError, Writer
 
 Verdict = Callable[[str, int, list[bytes]], BaseException | None]
 

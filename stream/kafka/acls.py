@@ -62,7 +62,7 @@ async def missing_access(settings: Settings) -> list[str]:
     """
     from aiokafka.errors import GroupAuthorizationFailedError, KafkaError  # noqa: PLC0415
 
-    from stream.topics import admin_client  # noqa: PLC0415
+    from stream.kafka.topics import admin_client  # noqa: PLC0415
 
     needs = worker_acls(settings, creates_topics=False)
     admin = admin_client(settings)

@@ -8,8 +8,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
-from stream.kafka_client import kafka_client_options
-from stream.topics import RAW_MAX_BYTES
+from stream.kafka.client import kafka_client_options
+from stream.kafka.topics import RAW_MAX_BYTES
 
 
 def member_key(line: bytes) -> bytes | None:

@@ -30,11 +30,11 @@ from stream import records
 from stream.config import Settings
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
-from stream.kafka_client import kafka_client_options
+from stream.kafka.client import kafka_client_options
+from stream.kafka.topics import CHANGELOG_MAX_BYTES
+from stream.kafka.writer import Record, Writer
 from stream.metrics import Metrics
 from stream.resolver import FORMATS, DeadLetter, events_of
-from stream.topics import CHANGELOG_MAX_BYTES
-from stream.writer import Record, Writer
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ The Faust app: raw topics -> re-key by member -> resolve into a table -> publish
 
 Two hops, because raw records are not keyed by member (a SendGrid body holds many members):
 
-1. ``RawIngest`` (stream/ingest.py): decode raw records in batches; dead-letter what cannot be
+1. ``RawIngest`` (stream/kafka/ingest.py): decode raw records in batches; dead-letter what cannot be
    resolved (original bytes, reason, topic/partition/offset); forward events in packs, one record
    per destination partition of the re-keying topic.
 2. ``resolve_members``, a Faust agent (concurrency 1: it updates a table, faust-streaming#606):
@@ -36,14 +36,14 @@ from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
 from stream.guard import Guard
 from stream.health import ReadyLog, Verdict, liveness, readiness
-from stream.ingest import DeliveryError, RawIngest
-from stream.kafka_client import faust_credentials
+from stream.kafka.client import faust_credentials
+from stream.kafka.ingest import DeliveryError, RawIngest
+from stream.kafka.recovery import StatusflowTableManager
+from stream.kafka.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES, durability
+from stream.kafka.writer import Record, is_too_large
 from stream.metrics import BatchMetrics, MembersByStatus, Metrics
-from stream.recovery import StatusflowTableManager
 from stream.resolver import DeadLetter
-from stream.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES, durability
 from stream.watchdog import Watchdog, fatal
-from stream.writer import Record, is_too_large
 
 
 class _StateCodec(codecs.Codec):
@@ -102,7 +102,7 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        # stream/topics.py creates every topic (changelog and leader too) with its configs; Faust
+        # stream/kafka/topics.py creates every topic (changelog and leader too) with its configs; Faust
         # would ask to create its own again at each start, which needs CREATE even when they exist.
         topic_allow_declare=False,
         # Standbys would keep other workers' members in this process's table and in its gauges.

@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from stream.config import Settings
-from stream.kafka_client import kafka_client_options
+from stream.kafka.client import kafka_client_options
 from stream.providers.registry import FORMATS
 
 # The resolved state is a table of the latest value per member: compaction keeps exactly that.
