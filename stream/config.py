@@ -70,8 +70,11 @@ class Settings:
     sendgrid_topic: str = "message-events.sendgrid"
     output_topic: str = "campaign-member-status"
     dlq_topic: str = "message-events.dlq"
+    # Member states (README, "State stores"): rocksdb:// keeps them on disk under data_dir, so a
+    # restart replays only the changelog written since; memory:// replays all of it.
     store: str = "memory://"
     data_dir: str = ".statusflow-data"
+    rocksdb_cache_mib: int = 64
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     session_timeout: float = 10.0

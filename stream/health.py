@@ -3,7 +3,7 @@ Liveness and readiness of a worker, for ``/healthz`` and ``/readyz`` (Kubernetes
 
 Alive: the process answers (so its event loop runs) and no part of the app has crashed (the
 watchdog's own test). Ready: the consumer group is joined, the partitions are assigned and the
-table is recovered, so events are being resolved; during a rebalance or a recovery a worker is
+states are restored, so events are being resolved; during a rebalance or a restore a worker is
 alive but not ready, and says why.
 """
 
@@ -40,18 +40,20 @@ def liveness(find_crash: Callable[[], tuple[str, Any] | None]) -> Verdict:
     return Verdict(ok=False, reason=f"{what} crashed: {why!r}")
 
 
-def readiness(app: Any, members: Callable[[], int], topic: str) -> Verdict:
-    """Return whether the worker resolves events: group joined, partitions of ``topic`` assigned, table recovered."""
+def readiness(app: Any, members: Callable[[], int], to_restore: Callable[[], int | None], topic: str) -> Verdict:
+    """
+    Return whether the worker resolves events: group joined, partitions of ``topic`` assigned, states restored.
+
+    ``to_restore`` gives the changelog records still to read, or None when no restore is running.
+    """
     if not app.started or app.should_stop:
         return Verdict(ok=False, reason="starting" if not app.should_stop else "stopping")
     if app.rebalancing or not app.rebalancing_count:
         return Verdict(ok=False, reason="joining the consumer group (rebalancing)")
-    recovery = app.tables.recovery
-    if app.in_recovery or not recovery.completed.is_set():
+    remaining = to_restore()
+    if remaining is not None:
         return Verdict(
-            ok=False,
-            reason="recovering the table from its changelog",
-            detail={"records_to_recover": recovery.active_remaining_total()},
+            ok=False, reason="restoring member states from the changelog", detail={"records_to_restore": remaining}
         )
     held = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)  # not the changelog's, nor Faust's own
     return Verdict(ok=True, reason="ready", detail={"partitions": held, "members": members()})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -211,37 +211,22 @@ class MembersByStatus(Collector):
     """
     ``statusflow_members``: members currently in each AdditionStatus.
 
-    Offline (``resolve --metrics``) it counts the states at scrape time. In the worker (``live``)
-    counting a million states on the event loop stalled it 1.5-2.2 s at every scrape, so the
-    counts are kept as states change (``moved``) and counted afresh only when the worker becomes
-    ready after a rebalance and its table recovery (``recount``): what this process holds then is
-    exactly its partitions' members, so a restart or a lost partition never doubles or strands a
-    count, and the sum over workers is the truth.
+    Offline (``resolve --metrics``) it counts the states at scrape time. In the worker counting a
+    million states on the event loop stalled it 1.5-2.2 s at every scrape, so there ``counts``
+    gives the tallies the state stores keep as states change: what this process holds is exactly
+    its partitions' members, so a restart or a lost partition never doubles or strands a count,
+    and the sum over workers is the truth.
     """
 
-    def __init__(self, states: Callable[[], Iterable[MemberState]], *, live: bool = False) -> None:
+    def __init__(
+        self, states: Callable[[], Iterable[MemberState]], counts: Callable[[], Mapping[int, int]] | None = None
+    ) -> None:
         self._states = states
-        self._counts: Tally[int] | None = Tally() if live else None
-
-    def recount(self) -> None:
-        """Count the states held now (after a rebalance and recovery)."""
-        self._counts = Tally(state.status.outcome.code for state in self._states())
-
-    def moved(self, before: MemberState | None, after: MemberState | None) -> None:
-        """Follow one member's change of state (None: not held before / not held any more)."""
-        counts = self._counts
-        if counts is None:
-            return
-        if before is not None:
-            counts[before.status.outcome.code] -= 1
-        if after is not None:
-            counts[after.status.outcome.code] += 1
+        self._counts = counts
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         """Yield the gauge family, one sample per AdditionStatus (zeros included)."""
-        counts = self._counts
-        if counts is None:
-            counts = Tally(state.status.outcome.code for state in self._states())
+        counts = self._counts() if self._counts is not None else Tally(s.status.outcome.code for s in self._states())
         family = GaugeMetricFamily(
             "statusflow_members", "Members currently in each AdditionStatus.", labels=["code", "shortcode", "range"]
         )

@@ -62,9 +62,10 @@ def fatal(what: str, reason: BaseException | str | None, exit_process: Callable[
 class Watchdog(Service):
     """Ends the process with status 1 when the app, an agent or a service under it has crashed."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword settings with defaults
         self,
         app: Any,
+        to_restore: Callable[[], int | None] = lambda: None,
         *,
         interval: float = 1.0,
         grace: float = 30.0,
@@ -76,6 +77,7 @@ class Watchdog(Service):
         self.interval = interval
         self.grace = grace
         self._recovery = RecoveryProgress(recovery_stall)
+        self._to_restore = to_restore
         self._exit = exit_process
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,8 +112,8 @@ class Watchdog(Service):
             actors = list(getattr(agent, "_actors", ()))
             if agent.started and not agent.should_stop and actors and all(_done(actor) for actor in actors):
                 return f"agent {agent.name}", "no actor running"
-        stalled = self._recovery.stalled(app)
-        return None if stalled is None else ("the table recovery", stalled)
+        stalled = self._recovery.stalled(self._to_restore())
+        return None if stalled is None else ("the state restore", stalled)
 
     def _watch(self) -> None:
         suspect: str | None = None  # seen once: a crash must still be there a tick later
@@ -143,12 +145,11 @@ class Watchdog(Service):
 
 class RecoveryProgress:
     """
-    Tells a table recovery that has stopped from one that is long.
+    Tells a restore of the member states that has stopped from one that is long.
 
-    faust-streaming's recovery can wait for ever on a changelog partition after a rebalance
-    (README, "Known issue"): alive, not crashed, resolving nothing. A recovery whose records to go
-    have not changed for ``limit`` seconds is reported, so the watchdog ends the worker and its
-    orchestrator starts a fresh one, which recovers.
+    A restore whose records to go have not changed for ``limit`` seconds (a changelog partition
+    that cannot be read) is reported, so the watchdog ends the worker and its orchestrator starts
+    a fresh one, instead of a worker alive, not crashed, and resolving nothing.
     """
 
     def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -157,12 +158,11 @@ class RecoveryProgress:
         self._remaining: int | None = None
         self._since = 0.0
 
-    def stalled(self, app: Any) -> str | None:
-        """Return why the app's table recovery counts as stalled, or None."""
-        if not getattr(app, "in_recovery", False):
+    def stalled(self, remaining: int | None) -> str | None:
+        """Return why the restore counts as stalled, given its records to go (None: not restoring)."""
+        if remaining is None:
             self._remaining = None
             return None
-        remaining = int(app.tables.recovery.active_remaining_total())
         now = self.clock()
         if remaining != self._remaining:
             self._remaining, self._since = remaining, now

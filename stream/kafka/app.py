@@ -25,7 +25,6 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.errors import IllegalStateError, KafkaError
-from faust.serializers import codecs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import records
@@ -39,47 +38,12 @@ from stream.health import ReadyLog, Verdict, liveness, readiness
 from stream.kafka.client import faust_credentials
 from stream.kafka.ingest import DeliveryError, RawIngest
 from stream.kafka.recovery import StatusflowTableManager
-from stream.kafka.topics import CHANGELOG_CONFIGS, CHANGELOG_MAX_BYTES, durability
+from stream.kafka.store import MemberStore
+from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, is_too_large
 from stream.metrics import BatchMetrics, MembersByStatus, Metrics
 from stream.resolver import DeadLetter
-from stream.watchdog import Watchdog, fatal
-
-
-class _StateCodec(codecs.Codec):
-    """Table values: MemberState <-> the compact changelog record."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return records.encode_state(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        try:
-            return records.decode_state(s)
-        except records.StateFormatError as error:
-            # Faust's recovery logs a codec error and goes on, which would leave the worker alive,
-            # idle and its table incomplete: refuse to run instead, saying why.
-            fatal("reading the table's changelog", str(error))
-            raise
-
-
-codecs.register("statusflow_state", _StateCodec())
-
-
-class _StateValue:
-    """
-    The table's value type, as Faust wants to see one.
-
-    It names our codec, and takes back what the codec already turned into a MemberState
-    (Faust calls ``from_data`` on recovery).
-    """
-
-    class _options:  # noqa: N801 - the attribute name Faust looks up
-        serializer = "statusflow_state"
-
-    @classmethod
-    def from_data(cls, data: Any, preferred_type: Any = None) -> Any:  # noqa: ARG003 - Faust's signature
-        return data
-
+from stream.watchdog import Watchdog
 
 _NO_IDS: frozenset[str] = frozenset()
 _UNKNOWN_END = 2**63
@@ -95,7 +59,7 @@ def faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.broker.split(",")],
         broker_credentials=faust_credentials(settings),
-        store=settings.store,
+        store="memory://",  # no Faust table: the member states are stream.kafka.store's
         datadir=settings.data_dir,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -129,14 +93,14 @@ def faust_app(settings: Settings) -> faust.App:
 class Handlers:
     """What the agents do with each batch; the agents themselves only iterate."""
 
-    def __init__(self, app: faust.App, settings: Settings, states: Any, registry: CollectorRegistry) -> None:
+    def __init__(self, app: faust.App, settings: Settings, registry: CollectorRegistry) -> None:
         self.app = app
         self.settings = settings
-        self.states = states
+        self.states = MemberStore(settings)
         self.metrics = Metrics(registry)
         self.guard = Guard(self.metrics.internal_errors)
         self.ingest = RawIngest(settings, self.metrics)
-        self.members = MembersByStatus(lambda: list(states.values()), live=True)
+        self.members = MembersByStatus(self.states.values, counts=self.states.tally)
         self.ready_log = ReadyLog()
         registry.register(self.guard.collector("members_by_status", self.members))
         self.replay_ends: dict[int, int] = {}
@@ -150,44 +114,60 @@ class Handlers:
         publishes an older state after it. A crash between the two leaves a state persisted but not
         published; its events come back as duplicates in the packs replayed after a restart, so a
         duplicate from a pack the previous owner may have handled republishes its member's state.
+        The store takes a state only once the changelog has it.
         """
         started = time.perf_counter()
-        observed = self.metrics.batch()
-        replay_ends = await self._replay_ends({pack.message.partition for pack in batch})
-        changed, first_seen, replayed = self._join(batch, replay_ends, observed)
-        for key, (_, partition) in changed.items():
-            _remember_partition(self.states, key, partition)
-        changelog = self.states.changelog_topic.get_topic_name()
-        refused = await self.ingest.write(
-            changelog, [(p, key, records.encode_state(state)) for key, (state, p) in changed.items()]
-        )
-        if refused:
-            await self._refuse_states(batch, refused, first_seen, changed)
-        for key, (state, _) in changed.items():
-            self.members.moved(first_seen[key], state)
-        store = self.states.data
-        for key, partition in replayed.items():
-            if key not in changed and key in store:
-                changed[key] = (store[key], partition)
-        failed = await self.ingest.write(
-            self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in changed.items()]
-        )
-        if failed:
-            raise DeliveryError(f"{len(failed)} states could not be published: {failed[0][1]!r}")
-        observed.commit(time.perf_counter() - started)
+        self.states.batch_started()
+        try:
+            stores = await self.states.partitions({pack.message.partition for pack in batch})
+            held = [pack for pack in batch if pack.message.partition in stores]
+            observed = self.metrics.batch()
+            replay_ends = await self._replay_ends({pack.message.partition for pack in held})
+            changed, replayed = self._join(held, stores, replay_ends, observed)
+            changelog = self.settings.changelog_topic
+            refused = await self.ingest.write(
+                changelog, [(p, key, records.encode_state(after)) for key, (_, after, p) in changed.items()]
+            )
+            if refused:
+                await self._refuse_states(held, refused, changed)
+            self._keep(stores, changed)
+            published = {key: (after, p) for key, (_, after, p) in changed.items()}
+            for key, partition in replayed.items():
+                if key not in published:
+                    state = stores[partition].get(key)
+                    if state is not None:
+                        published[key] = (state, partition)
+            failed = await self.ingest.write(
+                self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in published.items()]
+            )
+            if failed:
+                raise DeliveryError(f"{len(failed)} states could not be published: {failed[0][1]!r}")
+            observed.commit(time.perf_counter() - started)
+        finally:
+            self.states.batch_done()
+
+    def _keep(self, stores: dict[int, Any], changed: dict[bytes, tuple[MemberState | None, MemberState, int]]) -> None:
+        """Put the persisted states into their partitions' stores, with how far the changelog now goes."""
+        by_partition: dict[int, dict[bytes, tuple[MemberState | None, MemberState]]] = {}
+        for key, (before, after, partition) in changed.items():
+            by_partition.setdefault(partition, {})[key] = (before, after)
+        acked = self.ingest.acked_ends()
+        changelog = self.settings.changelog_topic
+        for partition, changes in by_partition.items():
+            restoring = partition in self.states.to_restore  # restored_to is the restore's to move then
+            stores[partition].apply(changes, None if restoring else acked.get((changelog, partition)))
 
     def _join(
-        self, batch: list[Any], replay_ends: dict[int, int], observed: BatchMetrics
-    ) -> tuple[dict[bytes, tuple[MemberState, int]], dict[bytes, MemberState | None], dict[bytes, int]]:
+        self, batch: list[Any], stores: dict[int, Any], replay_ends: dict[int, int], observed: BatchMetrics
+    ) -> tuple[dict[bytes, tuple[MemberState | None, MemberState, int]], dict[bytes, int]]:
         """
-        Join a batch's events into the store.
+        Join a batch's events into their members' states (the stores are not touched yet).
 
         Returns:
-            The changed members' new states and partitions, their states before the batch, and the
+            The changed members' states before the batch and after it, with their partitions, and the
             members of duplicates from packs below the replay ends (to republish).
 
         """
-        store = self.states.data  # the store itself: the changelog write in resolve replaces Faust's
         # Per member: its state before this batch, and this batch's events joined over an empty
         # set of ids. A hot member's ids are united with the batch's once, not copied per event
         # (a member with 25,000 events held the event loop for seconds, past the session timeout).
@@ -196,6 +176,7 @@ class Handlers:
         replayed: dict[bytes, int] = {}
         for pack in batch:
             partition = pack.message.partition
+            store = stores[partition]
             replay = pack.message.offset < replay_ends.get(partition, _UNKNOWN_END)
             for item in records.decode_pack(pack.value):
                 key = item.member_id.encode()
@@ -214,23 +195,19 @@ class Handlers:
                 entry[1] = after
                 observed.applied(item, current, after)
                 changed_in[key] = partition
-        changed: dict[bytes, tuple[MemberState, int]] = {}
-        first_seen: dict[bytes, MemberState | None] = {}
+        changed: dict[bytes, tuple[MemberState | None, MemberState, int]] = {}
         for key, partition in changed_in.items():
             before, joined_state = joined[key]
             if before is not None:
                 joined_state = joined_state._replace(event_ids=before.event_ids | joined_state.event_ids)
-            store[key] = joined_state
-            first_seen[key] = before
-            changed[key] = (joined_state, partition)
-        return changed, first_seen, replayed
+            changed[key] = (before, joined_state, partition)
+        return changed, replayed
 
     async def _refuse_states(
         self,
         batch: list[Any],
         refused: list[tuple[Record, BaseException]],
-        first_seen: dict[bytes, MemberState | None],
-        changed: dict[bytes, tuple[MemberState, int]],
+        changed: dict[bytes, tuple[MemberState | None, MemberState, int]],
     ) -> None:
         # A state the changelog will not take (too large even compressed) cannot be kept: the
         # member stays as it was before this batch, and this batch's events of it are
@@ -238,13 +215,7 @@ class Handlers:
         too_large = {record[1]: error for record, error in refused if is_too_large(error)}
         if len(too_large) < len(refused):
             raise DeliveryError(f"{len(refused)} states could not be persisted: {refused[0][1]!r}")
-        store = self.states.data
         for key in too_large:
-            before = first_seen[key]  # type: ignore[index]
-            if before is None:
-                del store[key]
-            else:
-                store[key] = before
             del changed[key]  # type: ignore[arg-type]
         letters: list[Record] = []
         for pack in batch:
@@ -283,16 +254,24 @@ class Handlers:
 
     def ready(self) -> Verdict:
         """Return whether this worker resolves events now (``/readyz``)."""
-        return readiness(self.app, lambda: len(self.states.data), self.settings.by_member_topic)
+        return readiness(
+            self.app, lambda: len(self.states), self.states.records_to_restore, self.settings.by_member_topic
+        )
 
     async def say_when_ready(self) -> None:
-        """Say when the worker becomes ready; its members are then exactly its table's, so count them."""
-        if self.ready_log.observe(self.ready()):
-            self.members.recount()
+        """Say, in one line, when the worker becomes ready."""
+        self.ready_log.observe(self.ready())
 
-    async def forget_replays(self, *_: Any, **__: Any) -> None:
-        """At every assignment: what another worker may have handled is measured anew."""
+    async def on_assigned(self, *args: Any, **kwargs: Any) -> None:
+        """
+        At every assignment: hold and restore exactly the re-key topic's partitions assigned.
+
+        What another worker may have handled is measured anew (replay ends) too.
+        """
+        assigned = args[1] if len(args) > 1 else kwargs.get("assigned", ())  # Faust sends (sender, assigned)
         self.replay_ends.clear()
+        topic = self.settings.by_member_topic
+        await self.states.assign({tp.partition for tp in assigned if tp.topic == topic})
 
     async def measure_lag(self) -> None:
         """
@@ -320,21 +299,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """Build the Faust app for ``settings``; metrics go to ``registry`` (a fresh one by default)."""
     registry = registry or CollectorRegistry()
     app = faust_app(settings)
-    states = app.Table(
-        "member-states",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=_StateValue,
-        extra_topic_configs={**CHANGELOG_CONFIGS, **durability(settings)},
-    )
-    handlers = Handlers(app, settings, states, registry)
+    handlers = Handlers(app, settings, registry)
     by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)
 
     def batches(stream: Any) -> Any:
         return stream.take_events(settings.batch_size, within=settings.batch_window)
 
     app.add_dependency(handlers.ingest)  # started and stopped with the app
-    watchdog = Watchdog(app)
+    app.add_dependency(handlers.states)
+    watchdog = Watchdog(app, handlers.states.records_to_restore)
     app.add_dependency(watchdog)  # a crashed app, agent or service ends the process
 
     @app.agent(by_member, concurrency=1)  # updates a table: concurrency 1 (faust-streaming#606)
@@ -350,7 +323,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app.timer(interval=5.0)(handlers.guard.task("measure_lag")(handlers.measure_lag))
     app.timer(interval=1.0)(handlers.guard.task("ready_log")(handlers.say_when_ready))
-    app.on_partitions_assigned.connect(handlers.forget_replays)
+    app.on_partitions_assigned.connect(handlers.on_assigned)
     _serve(app, registry, lambda: liveness(watchdog.find_crash), handlers.ready)
     return app
 
@@ -375,12 +348,3 @@ def _serve(
 
 def _probe(web: Any, verdict: Verdict) -> Any:
     return web.json(verdict.document(), status=200 if verdict.ok else 503)
-
-
-def _remember_partition(table: Any, key: bytes, partition: int) -> None:
-    # Faust's memory store only learns a key's partition from the changelog, so after a
-    # rebalance it would keep members this worker no longer owns (and count them in
-    # statusflow_members). Telling it drops them on the next recovery, as for recovered keys.
-    key_partition = getattr(table.data, "_key_partition", None)
-    if key_partition is not None:
-        key_partition[key] = partition

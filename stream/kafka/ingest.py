@@ -202,6 +202,11 @@ class RawIngest(Service):
         assert self.writer is not None  # noqa: S101 - started in on_start
         return await self.writer.write(topic, items)
 
+    def acked_ends(self) -> dict[tuple[str, int], int]:
+        """Return, per (topic, partition) written, the offset after the last record acknowledged."""
+        assert self.writer is not None  # noqa: S101 - started in on_start
+        return self.writer.acked_ends
+
     async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:
         """Return the current end offset of each of ``topic``'s ``partitions``."""
         assert self.offsets is not None  # noqa: S101 - started in on_start

@@ -77,6 +77,9 @@ class Writer:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._logged: dict[str, float] = {}
+        # (topic, partition) -> the offset after the last record acknowledged there: a disk state
+        # store records how far the changelog it wrote is reflected in it.
+        self.acked_ends: dict[tuple[str, int], int] = {}
 
     async def write(self, topic: str, records: Sequence[Record]) -> list[tuple[Record, BaseException]]:
         """
@@ -120,7 +123,7 @@ class Writer:
         by_partition: dict[int, list[Record]] = defaultdict(list)
         for record in records:
             by_partition[record[0]].append(record)
-        sent: list[tuple[list[Record], Any]] = []
+        sent: list[tuple[int, list[Record], Any]] = []
         failed: list[tuple[list[Record], BaseException]] = []
         for partition, items in by_partition.items():
             if not await self._knows(topic, partition):
@@ -129,16 +132,22 @@ class Writer:
             batch, in_batch = producer.create_batch(), list[Record]()
             for record in items:
                 if batch.append(key=record[1], value=record[2], timestamp=None) is None:  # full: ship it
-                    sent.append((in_batch, await self._send(batch, topic, partition)))
+                    sent.append((partition, in_batch, await self._send(batch, topic, partition)))
                     batch, in_batch = producer.create_batch(), []
                     batch.append(key=record[1], value=record[2], timestamp=None)  # the first always fits
                 in_batch.append(record)
-            sent.append((in_batch, await self._send(batch, topic, partition)))
-        for in_batch, delivery in sent:
+            sent.append((partition, in_batch, await self._send(batch, topic, partition)))
+        for partition, in_batch, delivery in sent:
             try:
-                await delivery
+                landed = await delivery
             except (TimeoutError, KafkaError, OSError) as error:
                 failed.append((in_batch, error))
+                continue
+            offset = getattr(landed, "offset", None)  # the batch's base offset
+            if isinstance(offset, int) and offset >= 0:
+                end = offset + len(in_batch)
+                if end > self.acked_ends.get((topic, partition), -1):
+                    self.acked_ends[topic, partition] = end
         return failed
 
     async def _send(self, batch: Any, topic: str, partition: int) -> Any:

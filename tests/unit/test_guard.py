@@ -97,7 +97,7 @@ async def test_lag_is_measured_only_for_partitions_whose_highwater_and_position_
 
     consumer = SimpleNamespace(assignment=lambda: set(positions), position=position, highwater=highwaters.get)
     registry = CollectorRegistry()
-    handlers = Handlers(SimpleNamespace(consumer=consumer), Settings(), SimpleNamespace(values=list), registry)  # type: ignore[arg-type]
+    handlers = Handlers(SimpleNamespace(consumer=consumer), Settings(), registry)  # type: ignore[arg-type]
     handlers.ingest.consumer = consumer  # the raw topics' consumer: same gaps
 
     await handlers.measure_lag()

@@ -1,4 +1,4 @@
-"""Health probes: alive unless something crashed; ready only when joined, assigned and recovered."""
+"""Health probes: alive unless something crashed; ready only when joined, assigned and restored."""
 
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ from stream.health import ReadyLog, Verdict, liveness, readiness
 
 def app(**state: Any) -> Any:
     """Return a stand-in for a Faust app in a given state (by default: running and ready)."""
-    completed = SimpleNamespace(is_set=lambda: state.get("recovered", True))
-    recovery = SimpleNamespace(completed=completed, active_remaining_total=lambda: state.get("remaining", 0))
     return SimpleNamespace(
         started=state.get("started", True),
         should_stop=state.get("stopping", False),
         rebalancing=state.get("rebalancing", False),
         rebalancing_count=state.get("rebalances", 1),
-        in_recovery=state.get("in_recovery", False),
-        tables=SimpleNamespace(recovery=recovery),
         consumer=SimpleNamespace(assignment=lambda: {TP("t", 0), TP("t", 1), TP("t-changelog", 0)}),
     )
 
@@ -40,21 +36,21 @@ def test_a_worker_is_alive_until_a_part_of_it_crashes() -> None:
         ({"started": False}, "starting"),
         ({"rebalances": 0}, "joining the consumer group (rebalancing)"),
         ({"rebalancing": True}, "joining the consumer group (rebalancing)"),
-        ({"in_recovery": True, "remaining": 1234}, "recovering the table from its changelog"),
-        ({"recovered": False}, "recovering the table from its changelog"),
+        ({"to_restore": 1234}, "restoring member states from the changelog"),
+        ({"to_restore": 0}, "restoring member states from the changelog"),
         ({"stopping": True}, "stopping"),
     ],
 )
 def test_a_worker_is_not_ready_while_it_joins_rebalances_or_recovers(state: dict[str, Any], reason: str) -> None:
     """Each not-ready state answers with its own reason."""
-    verdict = readiness(app(**state), lambda: 0, "t")
+    verdict = readiness(app(**state), lambda: 0, lambda: state.get("to_restore"), "t")
 
     assert (False, reason) == (verdict.ok, verdict.reason)
 
 
 def test_a_ready_worker_says_what_it_holds() -> None:
     """Ready: the re-keying partitions held (not the changelog's) and the members in its table, in the JSON body."""
-    verdict = readiness(app(), lambda: 42, "t")
+    verdict = readiness(app(), lambda: 42, lambda: None, "t")
 
     assert {"status": "ok", "reason": "ready", "partitions": 2, "members": 42} == verdict.document()
 

@@ -15,6 +15,7 @@ from stream.codec import decode_event
 from stream.config import Settings
 from stream.kafka.app import Handlers
 from stream.kafka.writer import Record
+from stream.partitions import MemoryPartition
 
 CHANGELOG = "statusflow-member-states-changelog"
 SETTINGS = Settings.from_env({})
@@ -32,6 +33,14 @@ class FakeIngest:
         """Return the end offsets the test set."""
         return {p: self.ends[p] for p in partitions}
 
+    def acked_ends(self) -> dict[tuple[str, int], int]:
+        """Return the offsets after the changelog records written, per partition."""
+        ends: dict[tuple[str, int], int] = {}
+        for topic, items in self.writes:
+            for partition, _, _ in items:
+                ends[topic, partition] = ends.get((topic, partition), 0) + 1
+        return ends
+
     async def write(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
         """Record a write; fail the oversize changelog records."""
         self.writes.append((topic, list(items)))
@@ -41,12 +50,10 @@ class FakeIngest:
 
 
 def handlers(ingest: FakeIngest) -> Handlers:
-    """Return Handlers over a plain dict store and the fake ingest."""
-    states = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG))
-    states.values = states.data.values
-
+    """Return Handlers over memory partition stores (held, nothing to restore) and the fake ingest."""
     app = SimpleNamespace(on_partitions_assigned=SimpleNamespace(connect=lambda _: None))
-    handler = Handlers(app, SETTINGS, states, CollectorRegistry())  # type: ignore[arg-type]
+    handler = Handlers(app, SETTINGS, CollectorRegistry())  # type: ignore[arg-type]
+    handler.states.held = {p: MemoryPartition() for p in range(SETTINGS.partitions)}
     handler.ingest = ingest  # type: ignore[assignment]
     return handler
 
@@ -104,5 +111,5 @@ async def test_a_state_the_changelog_refuses_as_too_large_is_reverted_and_its_ev
 
     letters = published(ingest, SETTINGS.dlq_topic)
     assert ["small"] == [document["member_id"] for document in published(ingest, SETTINGS.output_topic)]
-    assert b"big" not in handler.states.data
+    assert handler.states.held[0].get(b"big") is None
     assert [("too_large", 1), ("too_large", 1)] == [(d["error"]["reason"], d["offset"]) for d in letters]

@@ -128,44 +128,53 @@ def test_the_worker_app_runs_the_watchdog() -> None:
     assert [child for child in app._children if isinstance(child, Watchdog)]
 
 
-def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_of_a_silent_partial_table(
+async def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_of_a_silent_partial_table(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Faust's recovery would log a codec error and go on; the codec ends the process with status 1."""
-    from stream import records, watchdog
-    from stream.kafka import app
+    """A restore that meets a record it cannot read ends the process with status 1, naming where it lies."""
+    from stream import records
+    from stream.kafka import store
+    from stream.partitions import MemoryPartition
 
     exits: list[int] = []
 
-    def record_exit(status: int) -> None:
-        exits.append(status)
+    def record_fatal(what: str, why: BaseException | str | None) -> None:
+        exits.append(1)
+        logging.getLogger("t").error("%s: %s", what, why)
 
-    monkeypatch.setattr(watchdog, "_hard_exit", record_exit)
+    monkeypatch.setattr(store, "fatal", record_fatal)
+    states = store.MemberStore(Settings.from_env({}))
+    bad = SimpleNamespace(
+        topic="statusflow-member-states-changelog", partition=3, offset=41, key=b"m1", value=b'[99, "m1"]'
+    )
 
-    with pytest.raises(records.StateFormatError):
-        app._StateCodec()._loads(b'[99, "m1"]')
+    async def restore(numbers: list[int]) -> None:
+        store.MemberStore._join_records(MemoryPartition(), [bad])
+
+    monkeypatch.setattr(states, "_restore", restore)
+    states.restored.clear()  # as assign() leaves it
+    await states._restore_all([3])
 
     assert [1] == exits
-    assert "reading the table's changelog crashed" in caplog.text
+    assert "statusflow-member-states-changelog[3] offset 41" in caplog.text
+    assert states.records_to_restore() is not None  # never claims to be restored
+    with pytest.raises(records.StateFormatError):
+        store.MemberStore._join_records(MemoryPartition(), [bad])
 
 
-def test_a_table_recovery_without_progress_counts_as_stalled_and_a_slow_one_does_not() -> None:
+def test_a_state_restore_without_progress_counts_as_stalled_and_a_slow_one_does_not() -> None:
     """Records to go that do not move for the limit: stalled; records that keep going down: fine."""
     from stream.watchdog import RecoveryProgress
 
     now = [0.0]
     remaining = [500]
-    app = SimpleNamespace(
-        in_recovery=True, tables=SimpleNamespace(recovery=SimpleNamespace(active_remaining_total=lambda: remaining[0]))
-    )
     progress = RecoveryProgress(limit=120, clock=lambda: now[0])
 
     verdicts = []
     for moment, left in ((0, 500), (60, 400), (170, 300), (200, 300), (290, 300), (300, 300)):
         now[0], remaining[0] = moment, left
-        verdicts.append(progress.stalled(app))
-    app.in_recovery = False
-    verdicts.append(progress.stalled(app))
+        verdicts.append(progress.stalled(remaining[0]))
+    verdicts.append(progress.stalled(None))  # restored
 
     assert [None, None, None, None, None] == verdicts[:5]
     assert "no progress for 130 s with 300 changelog records to go" == verdicts[5]
