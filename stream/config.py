@@ -72,7 +72,7 @@ class Settings:
     dlq_topic: str = "message-events.dlq"
     # Member states (README, "State stores"): rocksdb:// keeps them on disk under data_dir, so a
     # restart replays only the changelog written since; memory:// replays all of it.
-    store: str = "memory://"
+    store: str = "rocksdb://"
     data_dir: str = ".statusflow-data"
     rocksdb_cache_mib: int = 64
     web_host: str = "127.0.0.1"

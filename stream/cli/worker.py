@@ -17,7 +17,11 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("worker", help="run the streaming worker on Kafka")
     add_settings_arguments(parser)
     parser.add_argument("--web-port", type=int, help="port of the worker's web server and /metrics (default 6066)")
-    parser.add_argument("--store", help="table store: memory:// (the default and, for now, the only one)")
+    parser.add_argument(
+        "--store",
+        help="member states: rocksdb:// (the default: on disk under --data-dir, a restart replays only what "
+        "changed since) or memory:// (replays the whole changelog at every start)",
+    )
     parser.add_argument("--log-level", help="warning (default), info, debug")
     parser.set_defaults(run=run)
 
@@ -99,14 +103,15 @@ def run(args: argparse.Namespace) -> int:
     from stream.kafka.acls import missing_access  # noqa: PLC0415
     from stream.kafka.app import create_app  # noqa: PLC0415
     from stream.kafka.client import KafkaAccessError, probe  # noqa: PLC0415
+    from stream.kafka.store import store_kind  # noqa: PLC0415
     from stream.kafka.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
 
     _Worker = _worker_class()  # noqa: N806 - a class
     settings = settings_from(args)
-    if not settings.store.startswith("memory:"):
-        # Faust's RocksDB store finds a key's partition from "the current event"; the batched
-        # resolve agent writes many partitions per batch, so it would write to the wrong one.
-        print(f"statusflow worker: store {settings.store!r} is not supported; use memory://", file=sys.stderr)
+    try:
+        store_kind(settings.store)
+    except ValueError as error:
+        print(f"statusflow worker: {error}", file=sys.stderr)
         return 2
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards

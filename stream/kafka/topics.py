@@ -24,7 +24,16 @@ _COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 # bytes, compressed beyond 64 KiB (records.encode_state). The limit leaves room for members with
 # hundreds of thousands of events; a state beyond it is refused and its events dead-lettered.
 CHANGELOG_MAX_BYTES = 8 * 1024 * 1024
-CHANGELOG_CONFIGS = {"max.message.bytes": str(CHANGELOG_MAX_BYTES)}
+# Kafka compacts only closed segments, and the defaults (1 GiB, 7 days) keep a changelog of a few
+# hundred MB in its active segment for ever: about one record per state change, all read again by
+# every restore that starts from the beginning. Small segments let the cleaner bring it to about
+# one record per member.
+CHANGELOG_CONFIGS = {
+    "max.message.bytes": str(CHANGELOG_MAX_BYTES),
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.2",
+}
 # A raw record is one webhook body as the provider sent it; SendGrid alone batches bodies of
 # several megabytes. Kafka's 1 MB default would refuse them at the door.
 RAW_MAX_BYTES = 8 * 1024 * 1024

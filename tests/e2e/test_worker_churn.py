@@ -134,11 +134,8 @@ def answers(worker: WorkerProcess) -> bool:
     return True
 
 
-# Known bug, not yet fixed: after B leaves, A's Faust table recovery sometimes waits for ever on
-# one changelog partition ("No event received for active tp ...-changelog ... since recovery
-# start"): about 1 run in 2-3 here, idle machine or not. Every crash this test found is fixed; the
-# stall is the one thing left (README, "Known issue"). Not strict: a passing run is a pass.
-@pytest.mark.xfail(reason="Faust table recovery can stall after a rebalance (README, Known issue)", strict=False)
+# Was an expected failure: Faust's table recovery could wait for ever after a rebalance (1 run in
+# 2-3). The states are restored by stream/kafka/store.py now (README, "State stores").
 def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_offline_result(
     pipeline: Pipeline,
 ) -> None:

@@ -21,20 +21,20 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_the_worker_refuses_a_store_it_cannot_write_correctly() -> None:
-    """RocksDB needs a per-event partition context the batched agent does not have: exit 2, say why."""
-    result = run("worker", STATUSFLOW_STORE="rocksdb://")
+def test_the_worker_refuses_a_store_it_does_not_know_and_names_the_choices() -> None:
+    """A typo in the store is not silently replaced by another store: exit 2, say which exist."""
+    result = run("worker", STATUSFLOW_STORE="redis://")
 
     assert 2 == result.returncode
-    assert b"not supported; use memory://" in result.stderr
+    assert b"store 'redis://' is not known: use memory:// or rocksdb://" in result.stderr
 
 
-def test_the_store_flag_is_read_and_refused_like_the_variable() -> None:
-    """--store rocksdb:// is not silently ignored (it was: the worker started on memory://)."""
-    result = run("worker", "--store", "rocksdb://")
+def test_the_store_flag_is_read_and_checked_like_the_variable() -> None:
+    """--store is not silently ignored (it was once: the worker started on memory://)."""
+    result = run("worker", "--store", "rocks://")
 
     assert 2 == result.returncode
-    assert b"not supported; use memory://" in result.stderr
+    assert b"store 'rocks://' is not known" in result.stderr
 
 
 def test_version_names_the_installed_release() -> None:
