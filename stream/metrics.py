@@ -92,6 +92,11 @@ class Metrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.restored_records = Counter(
+            "statusflow_restored_records",
+            "Changelog records read to restore member states (a disk store reads only what changed since it wrote).",
+            registry=registry,
+        )
         self.internal_errors = Counter(
             "statusflow_internal_errors",
             "Unexpected exceptions in background tasks (timers, lag reporting, metrics at scrape "

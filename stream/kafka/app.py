@@ -96,8 +96,8 @@ class Handlers:
     def __init__(self, app: faust.App, settings: Settings, registry: CollectorRegistry) -> None:
         self.app = app
         self.settings = settings
-        self.states = MemberStore(settings)
         self.metrics = Metrics(registry)
+        self.states = MemberStore(settings, self.metrics)
         self.guard = Guard(self.metrics.internal_errors)
         self.ingest = RawIngest(settings, self.metrics)
         self.members = MembersByStatus(self.states.values, counts=self.states.tally)

@@ -36,6 +36,7 @@ from stream.domain.model import MemberState
 from stream.domain.precedence import merge
 from stream.kafka.client import kafka_client_options
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
+from stream.metrics import Metrics
 from stream.partitions import Change, MemoryPartition, OpenError, PartitionStore, RocksPartition, block_cache
 from stream.watchdog import fatal
 
@@ -57,8 +58,9 @@ def store_kind(url: str) -> str:
 class MemberStore(Service):
     """Member states of the partitions this worker holds (README, "State stores")."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.kind = store_kind(settings.store)
         self.topic = settings.changelog_topic
         self.held: dict[int, PartitionStore] = {}
@@ -124,8 +126,7 @@ class MemberStore(Service):
 
     def _close_leaving(self) -> None:
         for number, partition in list(self.leaving.items()):
-            if number not in self.held:
-                partition.close()
+            partition.close()  # held again already? Then a fresh store object took its place
             del self.leaving[number]
 
     async def partitions(self, numbers: Iterable[int]) -> dict[int, PartitionStore]:
@@ -172,9 +173,9 @@ class MemberStore(Service):
         reader = self._reader
         assert reader is not None  # noqa: S101 - started in on_start
         tps = {number: TopicPartition(self.topic, number) for number in numbers}
-        reader.assign(list(tps.values()))
         if not tps:
             return
+        reader.assign(list(tps.values()))
         begins = await reader.beginning_offsets(list(tps.values()))
         ends = await reader.end_offsets(list(tps.values()))
         pending: dict[TopicPartition, int] = {}
@@ -203,6 +204,7 @@ class MemberStore(Service):
             for tp, messages in fetched.items():
                 if messages:
                     self._join_records(self.held[tp.partition], messages)
+                    self.metrics.restored_records.inc(len(messages))
                 position = await reader.position(tp)
                 self.to_restore[tp.partition] = max(0, pending[tp] - position)
                 if position >= pending[tp]:

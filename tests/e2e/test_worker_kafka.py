@@ -122,8 +122,10 @@ def test_bad_records_are_dead_lettered_with_reason_and_origin_and_the_worker_goe
     assert 0 == worker.stop()  # SIGTERM: a graceful exit
 
 
-def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipeline: Pipeline, store: str) -> None:
     """Kill -9 twice while records are being processed: nothing lost or double-counted, no state goes backwards."""
+    pipeline.worker_env["STATUSFLOW_STORE"] = store
     lines = sample(4000, 10, seed=33)
     bad = [b"{oops %d" % i for i in range(20)]
     records = lines + bad
@@ -157,6 +159,40 @@ def test_a_worker_killed_twice_mid_stream_still_ends_at_the_offline_result(pipel
     assert distinct_valid == sum(state["events"] for state in final.values())
     assert {b.decode() for b in bad} == dead
     assert [] == backwards(pipeline.read(pipeline.settings.output_topic))
+
+
+def restored_records(worker: WorkerProcess) -> float:
+    """Return the changelog records the worker read to restore its states."""
+    for line in worker.metrics().splitlines():
+        if line.startswith("statusflow_restored_records_total "):
+            return float(line.split()[1])
+    raise AssertionError("statusflow_restored_records_total is missing from /metrics")
+
+
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+def test_a_restarted_worker_reads_back_only_what_its_store_lacks(pipeline: Pipeline, store: str) -> None:
+    """After kill -9, the disk store replays only the changelog's tail; the memory store all of it. Both resolve on."""
+    pipeline.worker_env["STATUSFLOW_STORE"] = store
+    lines = sample(3000, 4, seed=55)
+    pipeline.produce(lines)
+    worker = pipeline.start_worker()
+    pipeline.wait_for(lambda: pipeline.latest_states() == offline(lines), 180, "the stream resolved")
+    worker.kill()
+    changelog = len(pipeline.read(pipeline.settings.changelog_topic))
+    probe = orjson.dumps(
+        {"member_id": "probe", "event_id": "p1", "source": "smpp", "status": "DELIVRD", "occurred_at": 1_735_689_600}
+    )
+
+    again = pipeline.start_worker()
+    pipeline.produce([probe])
+
+    pipeline.wait_for(lambda: "probe" in pipeline.latest_states(), 120, "the new event resolved after the restart")
+    assert changelog >= 3000  # at least one record per member was written
+    if store == "rocksdb://":
+        assert restored_records(again) < changelog / 20
+    else:
+        assert restored_records(again) >= changelog
+    assert pipeline.latest_states() == offline([*lines, probe])
 
 
 def backwards(published: list[Any]) -> list[str]:

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from mode import Service
+from prometheus_client import CollectorRegistry
 
 from stream.config import Settings
 from stream.kafka.app import create_app
+from stream.metrics import Metrics
 from stream.watchdog import Watchdog
 
 
@@ -143,7 +145,7 @@ async def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_o
         logging.getLogger("t").error("%s: %s", what, why)
 
     monkeypatch.setattr(store, "fatal", record_fatal)
-    states = store.MemberStore(Settings.from_env({}))
+    states = store.MemberStore(Settings.from_env({}), Metrics(CollectorRegistry()))
     bad = SimpleNamespace(
         topic="statusflow-member-states-changelog", partition=3, offset=41, key=b"m1", value=b'[99, "m1"]'
     )
