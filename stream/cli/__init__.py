@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from stream import __version__
 from stream.config import ConfigError
 
-COMMANDS = ("codes", "resolve", "worker", "produce", "topics", "demo", "generate")
+COMMANDS = ("codes", "resolve", "worker", "produce", "topics", "demo", "generate", "webhooks")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
