@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.web.webhooks import warnings_at_start  # noqa: PLC0415
 
     for line in warnings_at_start(hooks):
-        log.warning("%s", line)
+        log.warning(line)  # each its own message: the rate limit holds back repeats of one template
     try:
         asyncio.run(serve(settings, hooks))
     except KafkaAccessError as error:
