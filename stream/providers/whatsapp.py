@@ -126,3 +126,15 @@ def verify_signature(body: bytes, headers: Mapping[str, str], app_secret: str) -
     if not same(expected, digest.lower()):
         return refused(f"{SIGNATURE_HEADER} does not match the body (check STATUSFLOW_WHATSAPP_APP_SECRET)")
     return ACCEPTED
+
+
+# Meta checks a callback URL once, when it is configured: GET with hub.mode=subscribe,
+# hub.verify_token (the token typed into the dashboard) and hub.challenge, which must come back.
+# https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests
+def subscription_challenge(query: Mapping[str, str], verify_token: str) -> str | None:
+    """Return the challenge to answer Meta's verification request with, or None if it is not ours."""
+    if query.get("hub.mode") != "subscribe" or not verify_token:
+        return None
+    if not same(verify_token, query.get("hub.verify_token", "")):
+        return None
+    return query.get("hub.challenge")

@@ -58,6 +58,8 @@ class WebhookSettings:
     twilio_auth_token: Secret = Secret()  # noqa: RUF009 - immutable
     mailgun_signing_key: Secret = Secret()  # noqa: RUF009 - immutable
     whatsapp_app_secret: Secret = Secret()  # noqa: RUF009 - immutable
+    # What Meta's dashboard is told to send when it checks the callback URL (GET, hub.verify_token).
+    whatsapp_verify_token: Secret = Secret()  # noqa: RUF009 - immutable
     sns_cert_file: str = ""
     basic_auth: Mapping[str, Secret] = field(default_factory=dict)
     insecure: bool = False
@@ -125,8 +127,8 @@ class WebhookSettings:
                     values[name] = kind(raw.strip())
                 except ValueError:
                     raise ConfigError(f"{variable}={raw!r} is not a valid {kind.__name__}") from None
-        for name in ("twilio_auth_token", "mailgun_signing_key", "whatsapp_app_secret"):
-            variable = SIGNED[name.split("_", 1)[0]]
+        for name in ("twilio_auth_token", "mailgun_signing_key", "whatsapp_app_secret", "whatsapp_verify_token"):
+            variable = f"STATUSFLOW_{name.upper()}"
             if env.get(variable):
                 values[name] = Secret(env[variable].strip())
         values["basic_auth"] = {

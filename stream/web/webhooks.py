@@ -255,6 +255,13 @@ class Receiver:
             self.metrics.kafka_write.labels(record_format).observe(time.perf_counter() - started)
         self.metrics.received_bytes.labels(record_format).inc(len(body))
 
+    async def whatsapp_challenge(self, request: web.Request) -> web.Response:
+        """Answer Meta's one-time check of the callback URL (STATUSFLOW_WHATSAPP_VERIFY_TOKEN)."""
+        challenge = whatsapp.subscription_challenge(request.query, self.hooks.whatsapp_verify_token.reveal())
+        if challenge is None:
+            return _answer(403, "not a subscription check with our verify token (STATUSFLOW_WHATSAPP_VERIFY_TOKEN)")
+        return web.Response(text=challenge)
+
     async def metrics_page(self, _: web.Request) -> web.Response:
         """Serve the receiver's Prometheus metrics."""
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -268,6 +275,7 @@ def make_app(receiver: Receiver) -> web.Application:
     """Return the aiohttp application of ``receiver`` (the body limit enforced by aiohttp as well)."""
     app = web.Application(client_max_size=receiver.hooks.max_body)
     app.router.add_post("/webhooks/{format}", receiver.handle)
+    app.router.add_get("/webhooks/whatsapp", receiver.whatsapp_challenge)
     app.router.add_get("/metrics", receiver.metrics_page)
     app.router.add_get("/healthz", receiver.healthz)
     return app

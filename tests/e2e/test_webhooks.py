@@ -20,6 +20,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from stream.config import Secret
 from stream.kafka.topics import ensure_topics
 from stream.providers.registry import FORMATS
 from stream.web.settings import BASIC_AUTH, WebhookSettings
@@ -188,6 +189,16 @@ async def test_sns_subscription_confirmation_is_written_through_and_logged(
     assert 200 == (await client.post("/webhooks/ses", data=body)).status
     assert [body] == [record.value for record in await records(pipeline, "ses")]
     assert "Action=ConfirmSubscription" in caplog.text
+
+
+async def test_meta_checks_the_whatsapp_callback_url_with_our_verify_token(serve: Serve) -> None:
+    """GET with hub.mode=subscribe and our verify token echoes hub.challenge; another token is 403."""
+    client = await serve(whatsapp_verify_token=Secret("verify-me"))
+    query = "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token="
+    ok = await client.get(f"/webhooks/whatsapp?{query}verify-me")
+    assert 200 == ok.status
+    assert "1158201444" == await ok.text()
+    assert 403 == (await client.get(f"/webhooks/whatsapp?{query}guess")).status
 
 
 async def test_metrics_and_health(serve: Serve, signer: Signer) -> None:
