@@ -32,6 +32,9 @@ SIGNED: dict[str, str] = {
 BASIC_AUTH: tuple[str, ...] = tuple(name for name in FORMATS if name not in SIGNED)
 
 MIB = 1024 * 1024
+# The raw topics' max.message.bytes (stream.kafka.topics.RAW_MAX_BYTES), less room for the record's
+# headers and framing: a larger body could never be written, and would be a 503 for ever.
+MAX_BODY_LIMIT = 8 * MIB - 64 * 1024
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -94,8 +97,11 @@ class WebhookSettings:
                 )
         if not 0 < self.port < 65536:
             raise ConfigError(f"STATUSFLOW_WEBHOOKS_PORT={self.port} is not a TCP port")
-        if self.max_body < 1024:
-            raise ConfigError(f"STATUSFLOW_WEBHOOKS_MAX_BODY={self.max_body} is below 1024 bytes")
+        if not 1024 <= self.max_body <= MAX_BODY_LIMIT:
+            raise ConfigError(
+                f"STATUSFLOW_WEBHOOKS_MAX_BODY={self.max_body} is below 1024 bytes or above {MAX_BODY_LIMIT} "
+                "(the raw topics take records up to 8 MiB, headers included)"
+            )
         if self.kafka_timeout <= 0:
             raise ConfigError(f"STATUSFLOW_WEBHOOKS_KAFKA_TIMEOUT={self.kafka_timeout} must be positive")
 
