@@ -13,16 +13,15 @@ import base64
 import binascii
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, envelope, json_items, no_member, not_an_object, ours
 from stream.providers.signing import ACCEPTED, Verdict, b64decode, header, refused
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 NAME = "SendGrid"
 SOURCE = "sendgrid"
@@ -125,6 +124,9 @@ def public_key(text: str) -> ec.EllipticCurvePublicKey:
         ValueError: not a base64 DER or PEM elliptic-curve public key.
 
     """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
     stripped = text.strip()
     try:
         if stripped.startswith("-----BEGIN"):
@@ -146,6 +148,10 @@ def verify_signature(body: bytes, headers: Mapping[str, str], key: str) -> Verdi
     24 hours), so none is enforced: a replay of a genuine body adds nothing the idempotent join
     has not already counted (its events carry ``sg_event_id``).
     """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
     signature = header(headers, SIGNATURE_HEADER)
     timestamp = header(headers, TIMESTAMP_HEADER)
     if not signature or not timestamp:

@@ -16,18 +16,17 @@ and its letter holds the ``SubscribeURL`` someone must visit to confirm the subs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
 from stream.providers.signing import ACCEPTED, Verdict, b64decode, refused
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 NAME = "SES"
 SOURCE = "ses"
@@ -173,7 +172,7 @@ _SIGNED_FIELDS = {
     "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
 }
 _OPTIONAL = frozenset({"Subject"})
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
+_HASHES = {"1": "SHA1", "2": "SHA256"}  # SignatureVersion -> the hash of SHA1withRSA / SHA256withRSA
 
 
 def load_certificates(pem: bytes) -> list[rsa.RSAPublicKey]:
@@ -184,6 +183,9 @@ def load_certificates(pem: bytes) -> list[rsa.RSAPublicKey]:
         ValueError: no certificate, one that does not parse, or one without an RSA key.
 
     """
+    from cryptography import x509  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
     try:
         certificates = x509.load_pem_x509_certificates(pem)
     except ValueError as error:
@@ -220,14 +222,18 @@ def verify_signature(body: bytes, keys: Sequence[rsa.RSAPublicKey]) -> Verdict:
     Only SNS-signed bodies are accepted over HTTP: a raw SES record (as SES writes it to Firehose or
     EventBridge) carries no signature, so it goes through ``statusflow produce`` instead.
     """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError:
         return refused("the body is not JSON, so not an SNS message")
     if not isinstance(message, dict) or message.get("Type") not in _SIGNED_FIELDS:
         return refused("not an SNS Notification or subscription message (only SNS-signed bodies are accepted)")
-    algorithm = _HASHES.get(str(message.get("SignatureVersion", "")))
-    if algorithm is None:
+    hash_name = _HASHES.get(str(message.get("SignatureVersion", "")))
+    if hash_name is None:
         return refused(f"SignatureVersion {str(message.get('SignatureVersion'))[:10]!r} is not 1 or 2")
     signature = b64decode(str(message.get("Signature", "")))
     canonical = string_to_sign(message)
@@ -235,7 +241,7 @@ def verify_signature(body: bytes, keys: Sequence[rsa.RSAPublicKey]) -> Verdict:
         return refused("the SNS message lacks its Signature or a signed field")
     for key in keys:
         try:
-            key.verify(signature, canonical, padding.PKCS1v15(), algorithm())
+            key.verify(signature, canonical, padding.PKCS1v15(), getattr(hashes, hash_name)())
         except InvalidSignature:
             continue
         return ACCEPTED
