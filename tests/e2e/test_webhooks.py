@@ -215,6 +215,38 @@ async def test_metrics_and_health(serve: Serve, signer: Signer) -> None:
     assert {"status": "ok"} == await (await client.get("/healthz")).json()
 
 
+def test_bodies_through_the_receiver_resolve_in_the_worker(pipeline: Pipeline, signer: Signer, tmp_path: Path) -> None:
+    """Three providers' signed bodies, posted to the receiver, reach a worker unchanged and resolve the member."""
+    worker = pipeline.start_worker()
+
+    async def post() -> None:
+        receiver = Receiver(pipeline.settings, signer.settings(tmp_path))
+        await receiver.start()
+        client: TestClient[Any, Any] = TestClient(TestServer(make_app(receiver)))
+        await client.start_server()
+        try:
+            for record_format in ("mailgun", "sendgrid", "whatsapp"):
+                body, headers = signer.request(record_format, base_url(client))
+                response = await client.post(f"/webhooks/{record_format}", data=body, headers=headers)
+                assert 200 == response.status, await response.text()
+        finally:
+            await client.close()
+            await receiver.stop()
+
+    asyncio.run(post())
+    pipeline.wait_for(
+        lambda: pipeline.latest_states().get("cm-1", {}).get("events") == 3,
+        180,
+        "the worker to apply the three delivered events of cm-1",
+        lambda: str(pipeline.latest_states()),
+    )
+    state = pipeline.latest_states()["cm-1"]
+    assert 2020 == state["status"]["code"]
+    assert {"email", "whatsapp"} == set(state["channels"])
+    assert [] == pipeline.read(pipeline.settings.dlq_topic)
+    assert worker.process.poll() is None
+
+
 # --- A broker that goes away and comes back ------------------------------------------------------
 
 
