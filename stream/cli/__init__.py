@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from stream import __version__
+from stream import __version__, vocabularies
 from stream.config import ConfigError
 
-COMMANDS = ("codes", "resolve", "worker", "produce", "topics", "demo", "generate")
+COMMANDS = ("codes", "resolve", "worker", "produce", "topics", "demo", "generate", "webhooks")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -29,6 +30,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for usage errors, as argparse does)."""
+    try:  # house vocabularies join the core before a command's imports index the vocabularies
+        vocabularies.install(os.environ)
+    except ConfigError as error:
+        print(f"statusflow: {error}", file=sys.stderr)
+        return 2
     args = build_parser(argv).parse_args(argv)
     # Member states are acyclic tuples, freed by reference counting; the cyclic collector would
     # only rescan millions of live objects (measured: a third of `resolve`'s time).

@@ -54,6 +54,12 @@ def vocab_rows() -> list[tuple[str, str, str, str, str]]:
         ("smpp", "sms", vocab.SMPP),
         *[(p.SOURCE, "/".join(p.CHANNELS), p.VOCABULARY) for p in registry.PROVIDERS.values()],
     ]
+    listed = {source for source, _, _ in tables} | {"dce"}
+    tables += [  # house vocabularies (STATUSFLOW_VOCABULARIES)
+        (source, "/".join(channels), vocab.BY_SOURCE[source])
+        for source, channels in vocab.SOURCE_CHANNELS.items()
+        if source not in listed
+    ]
     rows = []
     for source, channel, table in tables:
         for status, (target, final, *_) in table.items():

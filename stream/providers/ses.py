@@ -15,13 +15,18 @@ and its letter holds the ``SubscribeURL`` someone must visit to confirm the subs
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
+from stream.providers.signing import ACCEPTED, Verdict, b64decode, refused
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 NAME = "SES"
 SOURCE = "ses"
@@ -153,3 +158,91 @@ def _status(event_type: str, details: dict[str, Any]) -> str:
     kind = f"Bounce/{details.get('bounceType')}"
     specific = f"{kind}/{details.get('bounceSubType')}"
     return specific if specific in VOCABULARY else kind
+
+
+# --- SNS message signatures ------------------------------------------------------------------------
+# https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html: the string to
+# sign is "<name>\n<value>\n" for each of these fields the message has, in this order (Subject
+# only when present); SignatureVersion 1 signs it with SHA1withRSA, 2 with SHA256withRSA; the
+# signature is base64. The signing certificate is the one configured (STATUSFLOW_SNS_CERT_FILE),
+# never the SigningCertURL the message names: a forged message would name a certificate of its own.
+_SIGNED_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}
+_OPTIONAL = frozenset({"Subject"})
+_HASHES = {"1": "SHA1", "2": "SHA256"}  # SignatureVersion -> the hash of SHA1withRSA / SHA256withRSA
+
+
+def load_certificates(pem: bytes) -> list[rsa.RSAPublicKey]:
+    """
+    Return the RSA public keys of the PEM certificates in ``pem`` (several while AWS rotates its certificate).
+
+    Raises:
+        ValueError: no certificate, one that does not parse, or one without an RSA key.
+
+    """
+    from cryptography import x509  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
+    try:
+        certificates = x509.load_pem_x509_certificates(pem)
+    except ValueError as error:
+        raise ValueError(f"not PEM X.509 certificates ({error})") from None
+    keys = []
+    for certificate in certificates:
+        key = certificate.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError(f"certificate {certificate.subject.rfc4514_string()!r} has no RSA key")  # noqa: TRY004 - a bad setting, reported as one
+        keys.append(key)
+    return keys
+
+
+def string_to_sign(message: dict[str, Any]) -> bytes | None:
+    """Return the canonical string SNS signs for ``message``, or None if a field it needs is missing."""
+    fields = _SIGNED_FIELDS.get(message.get("Type", ""))
+    if fields is None:
+        return None
+    parts = []
+    for name in fields:
+        value = message.get(name)
+        if value is None and name in _OPTIONAL:
+            continue
+        if not isinstance(value, str):
+            return None
+        parts.append(f"{name}\n{value}\n")
+    return "".join(parts).encode()
+
+
+def verify_signature(body: bytes, keys: Sequence[rsa.RSAPublicKey]) -> Verdict:
+    """
+    Check the SNS signature of ``body`` (a Notification or a (Un)SubscriptionConfirmation) against ``keys``.
+
+    Only SNS-signed bodies are accepted over HTTP: a raw SES record (as SES writes it to Firehose or
+    EventBridge) carries no signature, so it goes through ``statusflow produce`` instead.
+    """
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415 - cryptography costs ~0.1 s to import; only the webhook receiver needs it
+
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return refused("the body is not JSON, so not an SNS message")
+    if not isinstance(message, dict) or message.get("Type") not in _SIGNED_FIELDS:
+        return refused("not an SNS Notification or subscription message (only SNS-signed bodies are accepted)")
+    hash_name = _HASHES.get(str(message.get("SignatureVersion", "")))
+    if hash_name is None:
+        return refused(f"SignatureVersion {str(message.get('SignatureVersion'))[:10]!r} is not 1 or 2")
+    signature = b64decode(str(message.get("Signature", "")))
+    canonical = string_to_sign(message)
+    if not signature or canonical is None:
+        return refused("the SNS message lacks its Signature or a signed field")
+    for key in keys:
+        try:
+            key.verify(signature, canonical, padding.PKCS1v15(), getattr(hashes, hash_name)())
+        except InvalidSignature:
+            continue
+        return ACCEPTED
+    return refused("SNS signature does not match the certificate in STATUSFLOW_SNS_CERT_FILE")

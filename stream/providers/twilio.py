@@ -12,13 +12,18 @@ it received the callback: RFC 3339 or epoch); an event with neither is dead-lett
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import urllib.parse
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, envelope, load_json, missing, no_member, ours, text
+from stream.providers.signing import ACCEPTED, Verdict, header, refused, same
 
 NAME = "Twilio"
 SOURCE = "twilio"
@@ -130,3 +135,53 @@ def _done_date(value: object) -> str | None:
     except ValueError:
         return None
     return moment.isoformat()
+
+
+# --- X-Twilio-Signature ----------------------------------------------------------------------------
+# https://www.twilio.com/docs/usage/webhooks/webhooks-security: HMAC-SHA1 with the Auth Token over
+# the full URL Twilio called (scheme, host, path, query), followed by each POST parameter, sorted by
+# name, as name and value with nothing between; base64. A JSON body is signed through the URL
+# instead: its bodySHA256 query parameter is the hex SHA-256 of the body, and no parameters follow.
+SIGNATURE_HEADER = "X-Twilio-Signature"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def verify_signature(url: str, body: bytes, headers: Mapping[str, str], auth_token: str) -> Verdict:
+    """
+    Check Twilio's signature of a request to ``url`` (as Twilio called it: the public URL and query).
+
+    The URL is tried as given and with the scheme's default port added or removed, as Twilio's own
+    validators do: what a proxy shows and what Twilio signed may differ only there.
+    """
+    given = header(headers, SIGNATURE_HEADER)
+    if not given:
+        return refused(f"no {SIGNATURE_HEADER} header")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    if "bodySHA256" in query:
+        if not same(hashlib.sha256(body).hexdigest(), query["bodySHA256"][0].lower()):
+            return refused("the body does not match the bodySHA256 query parameter")
+        suffix = ""
+    else:
+        try:
+            fields = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return refused("the form body is not UTF-8")
+        suffix = "".join(name + value for name, value in sorted(fields))
+    for candidate in _url_variants(url):
+        digest = hmac.new(auth_token.encode(), (candidate + suffix).encode(), hashlib.sha1).digest()
+        if same(base64.b64encode(digest), given):
+            return ACCEPTED
+    return refused(
+        f"{SIGNATURE_HEADER} does not match (check STATUSFLOW_TWILIO_AUTH_TOKEN and STATUSFLOW_WEBHOOKS_PUBLIC_URL)"
+    )
+
+
+def _url_variants(url: str) -> list[str]:
+    parts = urllib.parse.urlsplit(url)
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    if default is None or parts.port not in (None, default):
+        return [url]
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host = hostport.rsplit(":", 1)[0] if parts.port else hostport
+    other = f"{userinfo}{at}{host}" if parts.port else f"{userinfo}{at}{host}:{default}"
+    return [url, urllib.parse.urlunsplit(parts._replace(netloc=other))]

@@ -11,11 +11,15 @@ statuses, spelled as a JSON object (``{"member_id": "cm-1"}``) or a query string
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
 from stream.providers.base import Result, as_dict, callback_data, envelope, load_json, missing, no_member, text
+from stream.providers.signing import ACCEPTED, Verdict, header, refused, same
 
 NAME = "WhatsApp"
 SOURCE = "whatsapp"
@@ -102,3 +106,35 @@ def _envelope(index: int, status: object) -> dict[str, Any] | BadEventError:
 def _epoch(value: object) -> object:
     # Meta sends epoch seconds as a digit string; an integer says the same without ambiguity.
     return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 19 else value
+
+
+# --- X-Hub-Signature-256 ---------------------------------------------------------------------------
+# https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads: Meta
+# signs every POST with "sha256=" and the hex HMAC-SHA256 of the raw body, keyed with the app secret.
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], app_secret: str) -> Verdict:
+    """Check Meta's ``X-Hub-Signature-256`` of the raw ``body``."""
+    given = header(headers, SIGNATURE_HEADER)
+    if not given:
+        return refused(f"no {SIGNATURE_HEADER} header")
+    scheme, _, digest = given.partition("=")
+    if scheme.lower() != "sha256" or not digest:
+        return refused(f"{SIGNATURE_HEADER} is not sha256=<hex>")
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not same(expected, digest.lower()):
+        return refused(f"{SIGNATURE_HEADER} does not match the body (check STATUSFLOW_WHATSAPP_APP_SECRET)")
+    return ACCEPTED
+
+
+# Meta checks a callback URL once, when it is configured: GET with hub.mode=subscribe,
+# hub.verify_token (the token typed into the dashboard) and hub.challenge, which must come back.
+# https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests
+def subscription_challenge(query: Mapping[str, str], verify_token: str) -> str | None:
+    """Return the challenge to answer Meta's verification request with, or None if it is not ours."""
+    if query.get("hub.mode") != "subscribe" or not verify_token:
+        return None
+    if not same(verify_token, query.get("hub.verify_token", "")):
+        return None
+    return query.get("hub.challenge")
