@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import socket
 import sys
 import traceback
 from typing import Any
@@ -111,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     try:
+        # Faust would find a taken port only after joining the group, as a 40-line traceback.
+        check_web_port(settings)
         loop.run_until_complete(probe(settings))
         try:
             created = loop.run_until_complete(ensure_topics(settings))
@@ -126,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): "
                 f"{'; '.join(missing)} (or a topic is missing: statusflow topics create)"
             )
-    except (KafkaAccessError, KafkaError) as error:
-        # Wrong password, untrusted certificate, missing ACL: retrying will not mend it. One
-        # line and exit 1 (the traceback only at --log-level debug).
+    except (WebPortError, KafkaAccessError, KafkaError) as error:
+        # Port taken, wrong password, untrusted certificate, missing ACL: retrying will not mend
+        # it. One line and exit 1 (the traceback only at --log-level debug).
         if settings.log_level == "debug":
             traceback.print_exc()
         print(f"statusflow worker: cannot start: {error}", file=sys.stderr)
@@ -144,3 +148,41 @@ def run(args: argparse.Namespace) -> int:
     worker.spinner = None  # its terminal escape codes end up in every log file otherwise
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
+
+
+class WebPortError(Exception):
+    """The worker's web server cannot bind its address; the message names the port and the setting."""
+
+
+def check_web_port(settings: Settings) -> None:
+    """
+    Bind the web server's address as aiohttp will, and release it at once.
+
+    With SO_REUSEADDR as aiohttp sets it, so a port a previous worker left in TIME_WAIT counts
+    as free. Port 0 (any free port) always binds. Another process can still take the port in
+    the seconds before Faust binds it; that rare case ends the worker with Faust's traceback.
+
+    Raises:
+        WebPortError: the port is taken, privileged, or the host does not resolve or is not ours.
+
+    """
+    host, port = settings.web_host, settings.web_port
+    where = f"web port {port} on {host}"
+    fix = "(STATUSFLOW_WEB_PORT or --web-port choose the port, STATUSFLOW_WEB_HOST the address)"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise WebPortError(f"{where}: the address does not resolve: {error.strerror} {fix}") from error
+    for family, kind, protocol, _, address in infos:
+        with socket.socket(family, kind, protocol) as candidate:
+            candidate.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                candidate.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    reason = "is already in use by another process"
+                elif error.errno == errno.EACCES:
+                    reason = "needs privileges (a port below 1024)"
+                else:
+                    reason = f"cannot be bound: {error.strerror or error}"
+                raise WebPortError(f"{where} {reason} {fix}") from error
