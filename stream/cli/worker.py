@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
     from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
 
-    from stream.kafka.acls import missing_access  # noqa: PLC0415
+    from stream.kafka.acls import access_problem  # noqa: PLC0415
     from stream.kafka.app import create_app  # noqa: PLC0415
     from stream.kafka.client import KafkaAccessError, probe  # noqa: PLC0415
     from stream.kafka.topics import ensure_topics, partition_mismatches  # noqa: PLC0415
@@ -119,17 +119,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             created = loop.run_until_complete(ensure_topics(settings))
         except TopicAuthorizationFailedError:
-            # Topics it can neither see nor create: missing, or hidden by missing ACLs. Say which.
-            created = []
-            if settings.security_protocol == "PLAINTEXT":
-                raise
-        # ACLs name principals: PLAINTEXT clients are all ANONYMOUS, so nothing to check there.
-        missing = [] if settings.security_protocol == "PLAINTEXT" else loop.run_until_complete(missing_access(settings))
-        if missing:
-            raise KafkaAccessError(  # noqa: TRY301 - one report for every startup failure, below
-                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): "
-                f"{'; '.join(missing)} (or a topic is missing: statusflow topics create)"
-            )
+            created = []  # topics it can neither see nor create: missing, or hidden by ACLs; said below
+        # Every protocol: a PLAINTEXT cluster with an authorizer judges its clients as User:ANONYMOUS.
+        problem = loop.run_until_complete(access_problem(settings))
+        if problem:
+            raise KafkaAccessError(problem)  # noqa: TRY301 - one report for every startup failure, below
     except (WebPortError, KafkaAccessError, KafkaError) as error:
         # Port taken, wrong password, untrusted certificate, missing ACL: retrying will not mend
         # it. One line and exit 1 (the traceback only at --log-level debug).
