@@ -1,8 +1,9 @@
 """
-Fixtures for tests against a secured local Kafka (SASL_SSL, SCRAM, ACLs) and a three-node cluster.
+Fixtures for tests against a secured local Kafka (SASL_SSL or mutual TLS, ACLs) and a three-node cluster.
 
-Each broker is started by the project's own deploy/kafka/kafka.sh for the session, on ports of its
-own next to the plain test broker's (STATUSFLOW_TEST_KAFKA_PORT + 20, + 40), with throw-away data.
+Each broker is started by the project's own deploy/kafka/kafka.sh, on ports of its own next to
+the plain test broker's (STATUSFLOW_TEST_KAFKA_PORT + 20 for SASL_SSL, + 40 for the cluster, + 60
+for mutual TLS), with throw-away data.
 """
 
 from __future__ import annotations
@@ -41,14 +42,24 @@ class LocalKafka:
     broker: str
 
     @property
-    def secured(self) -> bool:
-        """Whether it runs kafka.sh's sasl_ssl mode."""
-        return self.env.get("STATUSFLOW_KAFKA_SECURITY") == "sasl_ssl"
+    def security(self) -> str:
+        """kafka.sh's mode: plaintext, sasl_ssl or ssl (mutual TLS)."""
+        return self.env.get("STATUSFLOW_KAFKA_SECURITY", "plaintext")
 
     def settings(self, user: str = "admin", **changes: Any) -> Settings:
-        """Return client settings reaching the cluster as ``user`` (SASL_SSL when secured)."""
-        if not self.secured:
+        """Return client settings reaching the cluster as ``user`` (SASL_SSL, or SSL with ``user``'s certificate)."""
+        if self.security == "plaintext":
             return Settings(broker=self.broker, **changes)
+        if self.security == "ssl":
+            tls = self.data / "tls"
+            return Settings(
+                broker=self.broker,
+                security_protocol="SSL",
+                ssl_cafile=str(tls / "ca.pem"),
+                ssl_certfile=str(tls / f"{user}.pem"),
+                ssl_keyfile=str(tls / f"{user}.key"),
+                **changes,
+            )
         return Settings(
             broker=self.broker,
             security_protocol="SASL_SSL",
@@ -64,7 +75,13 @@ class LocalKafka:
         return (self.data / "secrets" / f"{user}.password").read_text().strip()
 
     def worker_env(self, user: str) -> dict[str, str]:
-        """Return the variables that make a worker log in as ``user`` (its password from the file)."""
+        """Return the variables that make a worker log in as ``user`` (its password file, or its certificate)."""
+        if self.security == "ssl":
+            tls = self.data / "tls"
+            return {
+                "STATUSFLOW_SSL_CERTFILE": str(tls / f"{user}.pem"),
+                "STATUSFLOW_SSL_KEYFILE": str(tls / f"{user}.key"),
+            }
         return {
             "STATUSFLOW_SASL_USERNAME": user,
             "STATUSFLOW_SASL_PASSWORD": "",
@@ -149,6 +166,26 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKaf
     tmp = tmp_path_factory.mktemp("kafka-cluster")
     heap = os.environ.get("STATUSFLOW_KAFKA_CLUSTER_HEAP", "384m")
     yield from _start(tmp, _test_port(40), STATUSFLOW_KAFKA_NODES="3", STATUSFLOW_KAFKA_HEAP=heap)
+
+
+@pytest.fixture(scope="module")
+def mtls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """Start a single SSL broker that requires client certificates (CN=admin, statusflow, restricted); ACLs on."""
+    tmp = tmp_path_factory.mktemp("kafka-mtls")
+    heap = os.environ.get("STATUSFLOW_KAFKA_CLUSTER_HEAP", "384m")  # one module's broker: small
+    yield from _start(
+        tmp,
+        _test_port(60),
+        STATUSFLOW_KAFKA_SECURITY="ssl",
+        STATUSFLOW_KAFKA_USERS=EXTRA_USERS,
+        STATUSFLOW_KAFKA_HEAP=heap,
+    )
+
+
+@pytest.fixture
+def mtls_pipeline(mtls_kafka: LocalKafka, tmp_path: Path) -> Iterator[Pipeline]:
+    """Return a fresh pipeline on the mutual-TLS broker; its own clients (produce, read) are the admin."""
+    yield from pipeline_on(mtls_kafka.settings("admin"), tmp_path)
 
 
 @pytest.fixture
