@@ -153,8 +153,8 @@ def check_web_port(settings: Settings) -> None:
     Bind the web server's address as aiohttp will, and release it at once.
 
     With SO_REUSEADDR as aiohttp sets it, so a port a previous worker left in TIME_WAIT counts
-    as free. Port 0 (any free port) always binds. Another process can still take the port in
-    the seconds before Faust binds it; that rare case ends the worker with Faust's traceback.
+    as free. Another process can still take the port in the seconds before Faust binds it; that
+    rare case ends the worker with Faust's traceback.
 
     Raises:
         WebPortError: the port is taken, privileged, or the host does not resolve or is not ours.
@@ -163,6 +163,8 @@ def check_web_port(settings: Settings) -> None:
     host, port = settings.web_host, settings.web_port
     where = f"web port {port} on {host}"
     fix = "(STATUSFLOW_WEB_PORT or --web-port choose the port, STATUSFLOW_WEB_HOST the address)"
+    if not 1 <= port <= 65535:  # Faust refuses 0 too, but with a traceback after the Kafka checks
+        raise WebPortError(f"{where}: not a TCP port (1-65535) {fix}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:

@@ -11,7 +11,7 @@ import pytest
 
 from stream.kafka.acls import worker_acls
 from tests.e2e.test_worker_kafka import offline, sample
-from tests.kafka_fixtures import Pipeline
+from tests.kafka_fixtures import Pipeline, free_port
 from tests.secured_fixtures import LocalKafka
 
 pytestmark = pytest.mark.kafka
@@ -45,7 +45,7 @@ def run_worker(pipeline: Pipeline, env: dict[str, str]) -> tuple[int, float, str
     """Run a worker of ``pipeline`` with ``env`` until it exits (at most 60 s); return code, seconds, stderr."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "stream", "worker", "--web-port", "0"],
+        [sys.executable, "-m", "stream", "worker", "--web-port", str(free_port())],
         env={**pipeline.env(), **env},
         cwd=pipeline.workdir,
         capture_output=True,

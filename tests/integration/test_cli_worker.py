@@ -97,3 +97,15 @@ def test_at_debug_level_a_web_port_in_use_shows_the_traceback_too() -> None:
     assert "Traceback" in stderr
     assert "OSError: [Errno 98] Address already in use" in stderr
     assert stderr.splitlines()[-1].startswith(f"statusflow worker: cannot start: web port {port} on 127.0.0.1 is")
+
+
+def test_web_port_0_is_refused_in_one_line() -> None:
+    """Faust refuses port 0 with a traceback after the Kafka checks; the worker says so first, in one line."""
+    result = run("worker", "--web-port", "0", STATUSFLOW_BROKER="127.0.0.1:1")
+
+    assert 1 == result.returncode
+    expected = (
+        b"statusflow worker: cannot start: web port 0 on 127.0.0.1: not a TCP port (1-65535) "
+        b"(STATUSFLOW_WEB_PORT or --web-port choose the port, STATUSFLOW_WEB_HOST the address)"
+    )
+    assert [expected] == result.stderr.splitlines()
