@@ -3,7 +3,7 @@ Fixtures for tests against a secured local Kafka (SASL_SSL or mutual TLS, ACLs) 
 
 Each broker is started by the project's own deploy/kafka/kafka.sh, on ports of its own next to
 the plain test broker's (STATUSFLOW_TEST_KAFKA_PORT + 20 for SASL_SSL, + 40 for the cluster, + 60
-for mutual TLS), with throw-away data.
+for mutual TLS, + 80 for a plain one tests may kill), with throw-away data.
 """
 
 from __future__ import annotations
@@ -180,6 +180,14 @@ def mtls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
         STATUSFLOW_KAFKA_USERS=EXTRA_USERS,
         STATUSFLOW_KAFKA_HEAP=heap,
     )
+
+
+@pytest.fixture(scope="module")
+def disposable_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """Start a plain single broker that a test may kill (port + 80), for its module only, small heap."""
+    tmp = tmp_path_factory.mktemp("kafka-disposable")
+    heap = os.environ.get("STATUSFLOW_KAFKA_CLUSTER_HEAP", "384m")
+    yield from _start(tmp, _test_port(80), STATUSFLOW_KAFKA_HEAP=heap)
 
 
 @pytest.fixture

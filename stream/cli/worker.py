@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import socket
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -83,14 +85,37 @@ def _worker_class() -> Any:
     from stream.logs import rate_limit, say_always  # noqa: PLC0415
 
     class Worker(faust.Worker):
-        """Faust's worker, with repeated log lines held back (an outage logs each error once per 10 s)."""
+        """Faust's worker: repeated log lines held back (an outage logs each error once per 10 s), a bounded stop."""
+
+        stop_timeout = 25.0
 
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             rate_limit(logger)
             say_always("statusflow.ready", logger)
 
+        async def on_stop(self) -> None:
+            # With the broker gone, Faust's consumer thread waits 60 s for a group coordinator it
+            # cannot reach before the rest may stop (measured: 62 s after SIGTERM), beyond a
+            # Kubernetes pod's 30 s grace. A thread, since the loop itself may be what is stuck.
+            timer = threading.Timer(self.stop_timeout, _stop_now, args=(self.stop_timeout,))
+            timer.daemon = True
+            timer.start()
+            await super().on_stop()
+
     return Worker
+
+
+def _stop_now(seconds: float) -> None:
+    # As a kill -9 would: every hop commits only what it wrote, so what was not committed is
+    # replayed by the next owner, and replays change nothing.
+    print(
+        f"statusflow worker: not stopped {seconds:g} s after the signal (STATUSFLOW_STOP_TIMEOUT; "
+        "is the broker reachable?): exiting now, the next owner replays what was not committed",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"statusflow worker: {mismatch}", file=sys.stderr)
         return 2
     worker = _Worker(create_app(settings), loglevel=settings.log_level, quiet=True, loop=loop)
+    worker.stop_timeout = settings.stop_timeout
     worker.spinner = None  # its terminal escape codes end up in every log file otherwise
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
