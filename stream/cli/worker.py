@@ -110,7 +110,7 @@ def _stop_now(seconds: float) -> None:
     # As a kill -9 would: every hop commits only what it wrote, so what was not committed is
     # replayed by the next owner, and replays change nothing.
     print(
-        f"statusflow worker: not stopped {seconds:g} s after the signal (STATUSFLOW_STOP_TIMEOUT; "
+        f"statusflow worker: not stopped {seconds:g} s after the stop began (STATUSFLOW_STOP_TIMEOUT; "
         "is the broker reachable?): exiting now, the next owner replays what was not committed",
         file=sys.stderr,
         flush=True,
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     try:
-        # Faust would find a taken port only after joining the group, as a 40-line traceback.
+        # Faust would find a taken port only after joining the group, as a 48-line traceback.
         check_web_port(settings)
         loop.run_until_complete(probe(settings))
         try:
