@@ -37,7 +37,9 @@ case "$nodes" in 1 | 3) ;; *) die "STATUSFLOW_KAFKA_NODES=$nodes: 1 or 3" ;; esa
 case "$security" in plaintext | sasl_ssl | ssl) ;; *) die "STATUSFLOW_KAFKA_SECURITY=$security: plaintext, sasl_ssl or ssl" ;; esac
 
 # The marker holds the pom's hash: a changed pom (a new tool jar) re-fetches an old cache by itself.
-pom_hash() { { sha256sum "$here/pom.xml"; echo "$version"; } | sha256sum | cut -c1-16; }
+# The content only, read from stdin: with the file's path in it, each checkout (worktree) of the
+# same pom re-fetched the shared cache after any other had (tens of seconds per broker start).
+pom_hash() { { sha256sum <"$here/pom.xml"; echo "$version"; } | sha256sum | cut -c1-16; }
 
 fetch() {
     [ "$(cat "$libs/.complete" 2>/dev/null)" = "$(pom_hash)" ] && return 0
