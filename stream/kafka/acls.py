@@ -10,6 +10,7 @@ admin) makes them all beforehand and the CREATE lines are not needed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, NamedTuple
 
 from stream.config import Settings
@@ -157,13 +158,35 @@ _GROUP_DENIED = 30
 async def _topic_operations(client: Any, topics: list[str]) -> tuple[dict[str, frozenset[str]], list[str]]:
     # Per topic: the operations held, none for a topic hidden from the principal (no Describe,
     # which Read and Write imply); a topic left out was not judged. And the topics absent.
+    held: dict[str, frozenset[str]] = {}
+    asked = topics
+    # A topic created a moment ago (by ensure_topics, or by an admin just before the start) can
+    # be unknown to the broker's metadata for a while under load: ask again before calling it absent.
+    deadline = asyncio.get_running_loop().time() + _ABSENT_WAIT
+    while True:
+        answered = await _ask_topic_operations(client, asked)
+        if answered is None:  # a broker without Metadata v8: what it hides is all we learn
+            visible = set((await client.fetch_all_metadata()).topics())
+            return {name: frozenset() for name in topics if name not in visible}, []
+        more, absent = answered
+        held |= more
+        if not absent or asyncio.get_running_loop().time() > deadline:
+            return held, absent
+        asked = absent
+        await asyncio.sleep(0.25)
+
+
+# How long a topic the broker does not know may take to appear before it counts as absent.
+_ABSENT_WAIT = 5.0
+
+
+async def _ask_topic_operations(client: Any, topics: list[str]) -> tuple[dict[str, frozenset[str]], list[str]] | None:
     from stream.kafka.protocol import TopicOperationsRequest, operations  # noqa: PLC0415
 
     try:
         response = await client.send(client.get_random_node(), TopicOperationsRequest(topics))
-    except NotImplementedError:  # a broker without Metadata v8: what it hides is all we learn
-        visible = set((await client.fetch_all_metadata()).topics())
-        return {name: frozenset() for name in topics if name not in visible}, []
+    except NotImplementedError:
+        return None
     held: dict[str, frozenset[str]] = {}
     absent = []
     for error_code, name, _, _, field in response.topics:
