@@ -84,6 +84,9 @@ class Settings:
     batch_size: int = 1000
     batch_window: float = 0.05
     log_level: str = "warning"
+    # Seconds a stop (SIGTERM/SIGINT) may take before the process exits regardless: a graceful
+    # stop takes a second or two, one with the broker gone would wait a minute for it.
+    stop_timeout: float = 25.0
     # Static group membership (KIP-345): a worker restarted under the same id takes its partitions
     # back without a rebalance. Must be unique per worker (e.g. the pod's name); empty: dynamic.
     instance_id: str = ""

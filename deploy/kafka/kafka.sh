@@ -13,9 +13,11 @@
 #   STATUSFLOW_KAFKA_DATA     data + log + pid directory (default: cache dir, one per port)
 #   STATUSFLOW_KAFKA_HEAP     JVM heap per node (default 768m: the machine is shared, 2 cores)
 #   STATUSFLOW_KAFKA_NODES    1 (default) or 3: three KRaft nodes, one controller quorum
-#   STATUSFLOW_KAFKA_SECURITY plaintext (default) or sasl_ssl: TLS with a throw-away CA, SCRAM
-#                             users, StandardAuthorizer ACLs (README, "Local Apache Kafka")
-#   STATUSFLOW_KAFKA_USERS    extra SCRAM users to create at format time (sasl_ssl; space-separated)
+#   STATUSFLOW_KAFKA_SECURITY plaintext (default), sasl_ssl (TLS with a throw-away CA, SCRAM users)
+#                             or ssl (TLS, each client logs in with a certificate the CA signed);
+#                             both with StandardAuthorizer ACLs (README, "Local Apache Kafka")
+#   STATUSFLOW_KAFKA_USERS    extra users to create (SCRAM users for sasl_ssl, client certificates
+#                             for ssl; space-separated)
 #   STATUSFLOW_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/statusflow)
 set -euo pipefail
 
@@ -32,10 +34,12 @@ users="admin statusflow ${STATUSFLOW_KAFKA_USERS:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 case "$nodes" in 1 | 3) ;; *) die "STATUSFLOW_KAFKA_NODES=$nodes: 1 or 3" ;; esac
-case "$security" in plaintext | sasl_ssl) ;; *) die "STATUSFLOW_KAFKA_SECURITY=$security: plaintext or sasl_ssl" ;; esac
+case "$security" in plaintext | sasl_ssl | ssl) ;; *) die "STATUSFLOW_KAFKA_SECURITY=$security: plaintext, sasl_ssl or ssl" ;; esac
 
 # The marker holds the pom's hash: a changed pom (a new tool jar) re-fetches an old cache by itself.
-pom_hash() { { sha256sum "$here/pom.xml"; echo "$version"; } | sha256sum | cut -c1-16; }
+# The content only, read from stdin: with the file's path in it, each checkout (worktree) of the
+# same pom re-fetched the shared cache after any other had (tens of seconds per broker start).
+pom_hash() { { sha256sum <"$here/pom.xml"; echo "$version"; } | sha256sum | cut -c1-16; }
 
 fetch() {
     [ "$(cat "$libs/.complete" 2>/dev/null)" = "$(pom_hash)" ] && return 0
@@ -74,11 +78,12 @@ running_pid() {
 
 password() { cat "$data/secrets/$1.password"; }
 
-# Secured mode: a CA and a broker certificate for 127.0.0.1 made here, one password per user,
-# all in the data directory (throw-away, like the data). Made once; `wipe` removes them.
+# Secured modes: a CA and a broker certificate for 127.0.0.1 made here, one password per user,
+# and in ssl mode a client certificate per user (CN=<user>), all in the data directory
+# (throw-away, like the data). Made once; `wipe` removes them.
 make_secrets() {
     [ -f "$data/tls/ca.pem" ] && return 0
-    command -v openssl >/dev/null || die "openssl is needed for STATUSFLOW_KAFKA_SECURITY=sasl_ssl"
+    command -v openssl >/dev/null || die "openssl is needed for STATUSFLOW_KAFKA_SECURITY=$security"
     mkdir -p "$data/tls" "$data/secrets"
     chmod 700 "$data/secrets" "$data/tls"
     local user tls="$data/tls"
@@ -91,22 +96,44 @@ make_secrets() {
             -subj "/CN=statusflow throw-away CA" \
             -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
         openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
-        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth" \
+        # clientAuth too: in ssl mode a broker shows the same certificate to the other brokers.
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth,clientAuth" \
             "keyUsage=critical,digitalSignature,keyEncipherment" \
             "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >broker.ext
         openssl x509 -req -days 30 -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
             -extfile broker.ext -out broker.pem
         openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
             -out broker.p12 -passout "pass:$(password keystore)"
+        if [ "$security" = ssl ]; then
+            printf '%s\n' "extendedKeyUsage=clientAuth" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >client.ext
+            for user in $users; do
+                openssl req -newkey rsa:2048 -nodes -keyout "$user.key" -out "$user.csr" -subj "/CN=$user"
+                openssl x509 -req -days 30 -in "$user.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
+                    -extfile client.ext -out "$user.pem"
+                chmod 600 "$user.key"
+            done
+            cat admin.key admin.pem >admin-keystore.pem  # what a Java client's PEM keystore reads
+        fi
     ) >"$data/tls.log" 2>&1 || die "making the TLS certificates failed, see $data/tls.log"
     # What kafka-acls (and any Java client) needs to act as the admin.
-    cat >"$data/admin.properties" <<EOF
+    if [ "$security" = ssl ]; then
+        cat >"$data/admin.properties" <<EOF
+security.protocol=SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$data/tls/admin-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$data/tls/ca.pem
+EOF
+    else
+        cat >"$data/admin.properties" <<EOF
 security.protocol=SASL_SSL
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(password admin)";
 ssl.truststore.type=PEM
 ssl.truststore.location=$data/tls/ca.pem
 EOF
+    fi
     chmod 600 "$data/admin.properties"
 }
 
@@ -118,6 +145,7 @@ write_config() {
     local replicas=$((nodes == 3 ? 3 : 1)) min_isr=$((nodes == 3 ? 2 : 1))
     local name=PLAINTEXT map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
     [ "$security" = sasl_ssl ] && { name=CLIENT; map=CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT; }
+    [ "$security" = ssl ] && { name=CLIENT; map=CLIENT:SSL,CONTROLLER:SASL_PLAINTEXT; }
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=$n
@@ -141,19 +169,32 @@ group.initial.rebalance.delay.ms=0
 # broker made because a reader asked for it first would have one partition and the wrong configs.
 auto.create.topics.enable=false
 EOF
-    [ "$security" = sasl_ssl ] || return 0
-    # Clients: SASL_SSL with SCRAM users made at format time. Brokers talk to each other there too,
-    # as the admin. Controllers: SASL_PLAINTEXT on 127.0.0.1 with a PLAIN user of their own (SCRAM
+    [ "$security" = plaintext ] && return 0
+    # Clients: SASL_SSL with SCRAM users made at format time, or SSL with a client certificate
+    # (ssl.client.auth=required: no certificate, no connection; the principal is the subject,
+    # User:CN=<user>). Brokers talk to each other there too, as the admin or with their own
+    # certificate. Controllers: SASL_PLAINTEXT on 127.0.0.1 with a PLAIN user of their own (SCRAM
     # lives in the metadata the controllers serve, so it cannot log them in), a super user, so
     # that neither listener lets an anonymous local process in.
-    local scram="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(password admin)\";"
     local plain="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"controller\" password=\"$(password controller)\" user_controller=\"$(password controller)\";"
-    cat >>"$dir/server.properties" <<EOF
+    if [ "$security" = sasl_ssl ]; then
+        local scram="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(password admin)\";"
+        cat >>"$dir/server.properties" <<EOF
 sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
 listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
 listener.name.client.scram-sha-512.sasl.jaas.config=$scram
 listener.name.client.scram-sha-256.sasl.jaas.config=$scram
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+ssl.client.auth=none
+super.users=User:admin;User:controller
+EOF
+    else
+        cat >>"$dir/server.properties" <<EOF
+ssl.client.auth=required
+super.users=User:CN=admin;User:CN=127.0.0.1;User:controller
+EOF
+    fi
+    cat >>"$dir/server.properties" <<EOF
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
 listener.name.controller.plain.sasl.jaas.config=$plain
 sasl.mechanism.controller.protocol=PLAIN
@@ -163,9 +204,7 @@ ssl.keystore.password=$(password keystore)
 ssl.key.password=$(password keystore)
 ssl.truststore.type=PEM
 ssl.truststore.location=$data/tls/ca.pem
-ssl.client.auth=none
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-super.users=User:admin;User:controller
 allow.everyone.if.no.acl.found=false
 EOF
     chmod 600 "$dir/server.properties"
@@ -233,7 +272,7 @@ wait_ready() {
 start() {
     fetch
     mkdir -p "$data"
-    [ "$security" = sasl_ssl ] && make_secrets
+    [ "$security" = plaintext ] || make_secrets
     local n
     # All nodes first: each waits for a controller quorum the others complete.
     for n in $(all_nodes); do launch "$n"; done
@@ -294,7 +333,7 @@ status() {
 }
 
 acl() {
-    [ "$security" = sasl_ssl ] || die "acl needs STATUSFLOW_KAFKA_SECURITY=sasl_ssl"
+    [ "$security" != plaintext ] || die "acl needs STATUSFLOW_KAFKA_SECURITY=sasl_ssl or ssl"
     mkdir -p "$data/tools"  # its own log: server.log beside a single node's data is the broker's
     java_opts "$data/tools"
     java "${jopts[@]}" org.apache.kafka.tools.AclCommand \

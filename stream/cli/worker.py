@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
+import socket
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -85,14 +89,37 @@ def _worker_class() -> Any:
     from stream.logs import rate_limit, say_always  # noqa: PLC0415
 
     class Worker(faust.Worker):
-        """Faust's worker, with repeated log lines held back (an outage logs each error once per 10 s)."""
+        """Faust's worker: repeated log lines held back (an outage logs each error once per 10 s), a bounded stop."""
+
+        stop_timeout = 25.0
 
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             rate_limit(logger)
             say_always("statusflow.ready", logger)
 
+        async def on_stop(self) -> None:
+            # With the broker gone, Faust's consumer thread waits 60 s for a group coordinator it
+            # cannot reach before the rest may stop (measured: 62 s after SIGTERM), beyond a
+            # Kubernetes pod's 30 s grace. A thread, since the loop itself may be what is stuck.
+            timer = threading.Timer(self.stop_timeout, _stop_now, args=(self.stop_timeout,))
+            timer.daemon = True
+            timer.start()
+            await super().on_stop()
+
     return Worker
+
+
+def _stop_now(seconds: float) -> None:
+    # As a kill -9 would: every hop commits only what it wrote, so what was not committed is
+    # replayed by the next owner, and replays change nothing.
+    print(
+        f"statusflow worker: not stopped {seconds:g} s after the stop began (STATUSFLOW_STOP_TIMEOUT; "
+        "is the broker reachable?): exiting now, the next owner replays what was not committed",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
     from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
 
-    from stream.kafka.acls import missing_access  # noqa: PLC0415
+    from stream.kafka.acls import access_problem  # noqa: PLC0415
     from stream.kafka.app import create_app  # noqa: PLC0415
     from stream.kafka.client import KafkaAccessError, probe  # noqa: PLC0415
     from stream.kafka.store import store_kind  # noqa: PLC0415
@@ -116,24 +143,20 @@ def run(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # Faust's worker runs on this same loop afterwards
     try:
+        # Faust would find a taken port only after joining the group, as a 48-line traceback.
+        check_web_port(settings)
         loop.run_until_complete(probe(settings))
         try:
             created = loop.run_until_complete(ensure_topics(settings))
         except TopicAuthorizationFailedError:
-            # Topics it can neither see nor create: missing, or hidden by missing ACLs. Say which.
-            created = []
-            if settings.security_protocol == "PLAINTEXT":
-                raise
-        # ACLs name principals: PLAINTEXT clients are all ANONYMOUS, so nothing to check there.
-        missing = [] if settings.security_protocol == "PLAINTEXT" else loop.run_until_complete(missing_access(settings))
-        if missing:
-            raise KafkaAccessError(  # noqa: TRY301 - one report for every startup failure, below
-                f"principal {settings.sasl_username or '(TLS certificate)'!r} lacks ACLs (README, 'Least privilege'): "
-                f"{'; '.join(missing)} (or a topic is missing: statusflow topics create)"
-            )
-    except (KafkaAccessError, KafkaError) as error:
-        # Wrong password, untrusted certificate, missing ACL: retrying will not mend it. One
-        # line and exit 1 (the traceback only at --log-level debug).
+            created = []  # topics it can neither see nor create: missing, or hidden by ACLs; said below
+        # Every protocol: a PLAINTEXT cluster with an authorizer judges its clients as User:ANONYMOUS.
+        problem = loop.run_until_complete(access_problem(settings))
+        if problem:
+            raise KafkaAccessError(problem)  # noqa: TRY301 - one report for every startup failure, below
+    except (WebPortError, KafkaAccessError, KafkaError) as error:
+        # Port taken, wrong password, untrusted certificate, missing ACL: retrying will not mend
+        # it. One line and exit 1 (the traceback only at --log-level debug).
         if settings.log_level == "debug":
             traceback.print_exc()
         print(f"statusflow worker: cannot start: {error}", file=sys.stderr)
@@ -146,6 +169,47 @@ def run(args: argparse.Namespace) -> int:
             print(f"statusflow worker: {mismatch}", file=sys.stderr)
         return 2
     worker = _Worker(create_app(settings), loglevel=settings.log_level, quiet=True, loop=loop)
+    worker.stop_timeout = settings.stop_timeout
     worker.spinner = None  # its terminal escape codes end up in every log file otherwise
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
+
+
+class WebPortError(Exception):
+    """The worker's web server cannot bind its address; the message names the port and the setting."""
+
+
+def check_web_port(settings: Settings) -> None:
+    """
+    Bind the web server's address as aiohttp will, and release it at once.
+
+    With SO_REUSEADDR as aiohttp sets it, so a port a previous worker left in TIME_WAIT counts
+    as free. Another process can still take the port in the seconds before Faust binds it; that
+    rare case ends the worker with Faust's traceback.
+
+    Raises:
+        WebPortError: the port is taken, privileged, or the host does not resolve or is not ours.
+
+    """
+    host, port = settings.web_host, settings.web_port
+    where = f"web port {port} on {host}"
+    fix = "(STATUSFLOW_WEB_PORT or --web-port choose the port, STATUSFLOW_WEB_HOST the address)"
+    if not 1 <= port <= 65535:  # Faust refuses 0 too, but with a traceback after the Kafka checks
+        raise WebPortError(f"{where}: not a TCP port (1-65535) {fix}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise WebPortError(f"{where}: the address does not resolve: {error.strerror} {fix}") from error
+    for family, kind, protocol, _, address in infos:
+        with socket.socket(family, kind, protocol) as candidate:
+            candidate.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                candidate.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    reason = "is already in use by another process"
+                elif error.errno == errno.EACCES:
+                    reason = "needs privileges (a port below 1024)"
+                else:
+                    reason = f"cannot be bound: {error.strerror or error}"
+                raise WebPortError(f"{where} {reason} {fix}") from error

@@ -111,6 +111,19 @@ async def probe(settings: Settings, seconds: float = 8.0) -> None:
 def describe(error: BaseException, settings: Settings, server: str) -> str:  # noqa: PLR0911 - one return per cause
     """Return one line naming why a connection to ``server`` failed, without the password."""
     s = settings
+    # aiokafka reports a TLS alert after the handshake (TLS 1.3 checks the client's certificate
+    # then) as "Connection closed", with the alert as its cause.
+    error = _tls_cause(error) or error
+    if isinstance(error, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(error.reason):
+        return (
+            f"TLS to {server} refused: the broker requires a client certificate "
+            "(mutual TLS: set STATUSFLOW_SSL_CERTFILE and STATUSFLOW_SSL_KEYFILE)"
+        )
+    if isinstance(error, ssl.SSLError) and "ALERT" in str(error.reason) and s.ssl_certfile:
+        return (
+            f"TLS to {server} refused the client certificate in STATUSFLOW_SSL_CERTFILE={s.ssl_certfile} "
+            f"({error.reason}: is it signed by a CA the broker trusts?)"
+        )
     if isinstance(error, ssl.SSLCertVerificationError):
         trusted = f"the CA in STATUSFLOW_SSL_CAFILE={s.ssl_cafile}" if s.ssl_cafile else "the system's CAs"
         return f"TLS to {server} failed: its certificate is not trusted by {trusted} ({error.verify_message})"
@@ -129,6 +142,15 @@ def describe(error: BaseException, settings: Settings, server: str) -> str:  # n
     if isinstance(error, OSError):
         return f"broker {server} unreachable: {error.strerror or error}"
     return f"broker {server}: {name}: {_first_line(error)}"
+
+
+def _tls_cause(error: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _first_line(error: BaseException) -> str:

@@ -252,8 +252,8 @@ def test_bodies_through_the_receiver_resolve_in_the_worker(pipeline: Pipeline, s
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Start a broker of this test's own (test port + 60), to stop and start; stop it at the end."""
-    port = int(os.environ.get("STATUSFLOW_TEST_KAFKA_PORT", "19092")) + 60
+    """Start a broker of this test's own (test port + 100), to stop and start; stop it at the end."""
+    port = int(os.environ.get("STATUSFLOW_TEST_KAFKA_PORT", "19092")) + 100
     env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(port), "STATUSFLOW_KAFKA_DATA": str(tmp_path / "kafka")}
     subprocess.run([str(KAFKA_SH), "start"], env=env, check=True, timeout=600)
     try:

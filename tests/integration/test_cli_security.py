@@ -16,7 +16,7 @@ def worker(env: dict[str, str]) -> tuple[int, float, str]:
     """Run `statusflow worker` with ``env`` added; return exit code, seconds taken and stderr."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "stream", "worker", "--web-port", "0"],
+        [sys.executable, "-m", "stream", "worker", "--web-port", str(free_port())],
         env={**os.environ, **env},
         capture_output=True,
         timeout=60,

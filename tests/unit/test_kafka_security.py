@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,39 @@ def test_a_wrong_password_is_described_without_the_password() -> None:
 
     assert "SASL authentication as 'worker' (SCRAM-SHA-512) to h:1 failed: invalid credentials" in line
     assert PASSWORD not in line
+
+
+def tls_alert(reason: str) -> Exception:
+    """Return what aiokafka raises for a TLS alert after the handshake: 'Connection closed', the alert as cause."""
+    alert = ssl.SSLError(1, f"[SSL: {reason}] alert")
+    alert.reason = reason
+    closed = ConnectionError("Connection at h:1 closed")
+    closed.__cause__ = alert
+    return closed
+
+
+def test_a_broker_that_wants_a_client_certificate_says_so_through_aiokafkas_closed_connection() -> None:
+    """TLS 1.3 refuses a missing client certificate after the handshake; the cause is found under the close."""
+    line = describe(tls_alert("TLSV13_ALERT_CERTIFICATE_REQUIRED"), Settings(security_protocol="SSL"), "h:1")
+
+    assert line == (
+        "TLS to h:1 refused: the broker requires a client certificate "
+        "(mutual TLS: set STATUSFLOW_SSL_CERTFILE and STATUSFLOW_SSL_KEYFILE)"
+    )
+
+
+def test_a_client_certificate_the_broker_does_not_trust_is_named(tmp_path: Path) -> None:
+    """An alert while a certificate was offered names the certificate file and the alert."""
+    (tmp_path / "c.pem").write_text("x")
+    (tmp_path / "c.key").write_text("x")
+    settings = Settings(
+        security_protocol="SSL", ssl_certfile=str(tmp_path / "c.pem"), ssl_keyfile=str(tmp_path / "c.key")
+    )
+
+    line = describe(tls_alert("TLSV1_ALERT_UNKNOWN_CA"), settings, "h:1")
+
+    assert f"TLS to h:1 refused the client certificate in STATUSFLOW_SSL_CERTFILE={tmp_path / 'c.pem'}" in line
+    assert "TLSV1_ALERT_UNKNOWN_CA" in line
 
 
 @pytest.mark.parametrize(("replication", "expected"), [(1, 1), (2, 1), (3, 2), (5, 4)])

@@ -1,0 +1,54 @@
+"""A worker asked to stop while its broker is gone still stops, within STATUSFLOW_STOP_TIMEOUT."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_fixtures import Pipeline, WorkerProcess, pipeline_on
+from tests.secured_fixtures import LocalKafka
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def doomed_pipeline(disposable_kafka: LocalKafka, tmp_path: Path) -> Iterator[Pipeline]:
+    """Return a pipeline on the broker this module kills."""
+    yield from pipeline_on(disposable_kafka.settings(), tmp_path)
+
+
+def ready(worker: WorkerProcess) -> bool:
+    """Whether the worker's /readyz answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_sigterm_with_the_broker_gone_ends_the_worker_within_the_stop_timeout(
+    doomed_pipeline: Pipeline, disposable_kafka: LocalKafka
+) -> None:
+    """Broker killed, then SIGTERM: exit 1 within STATUSFLOW_STOP_TIMEOUT (5 s here) plus a margin; was 62 s."""
+    doomed_pipeline.worker_env = {"STATUSFLOW_STOP_TIMEOUT": "5"}
+    worker = doomed_pipeline.start_worker()
+    doomed_pipeline.wait_for(lambda: ready(worker), 120, "the worker to be ready")
+    disposable_kafka.run("kill-node", "1")
+
+    started = time.monotonic()
+    worker.process.terminate()
+    try:
+        code = worker.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        pytest.fail(f"the worker ignored SIGTERM for 60 s\n{worker.log.read_text()[-3000:]}")
+    seconds = time.monotonic() - started
+
+    assert (1, True) == (code, seconds < 5 + 10), (seconds, worker.log.read_text()[-3000:])
+    assert "statusflow worker: not stopped 5 s after the stop began (STATUSFLOW_STOP_TIMEOUT" in worker.log.read_text()
