@@ -1,0 +1,191 @@
+"""
+Dispatch records (``schemas/dispatch.v1.json``) and statuses that wait for one.
+
+The join itself is ``stream/domain/correlate.py``; this module is its edge to bytes and envelopes:
+decoding and checking a dispatch record, turning a provider event that names no member into a
+status that can wait (``Unclaimed``), and, once its dispatch is known, into the event it would have
+been had the provider echoed our member (``claim``). Offline and live use the same functions, so
+both give the same events. No Kafka here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream.codec import IDENTIFIER_LIMIT, event_from_envelope, parse_time
+from stream.codec import _message_type as message_type_of  # one reading of message types for both records
+from stream.domain.catalog import CHANNELS
+from stream.domain.correlate import Dispatch, Held
+from stream.domain.errors import BadEventError
+from stream.domain.model import Event
+from stream.providers import registry
+from stream.providers.base import NoMemberError
+
+_CONTROL = {chr(c) for c in (*range(32), *range(127, 160))}
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    """
+    A provider event that names no member, checked in every other respect: it waits for its dispatch.
+
+    Attributes:
+        envelope: its envelope without a member (what ``claim`` completes).
+        raw: the event as the provider sent it, for its dead letter if no dispatch comes.
+        origin: where it came from (``index`` in its body; file and line, or topic, partition, offset).
+        field, message: where the member was looked for, for that dead letter's words.
+
+    """
+
+    envelope: dict[str, Any]
+    raw: bytes
+    origin: dict[str, Any]
+    field: str
+    message: str
+
+    def at(self, **origin: Any) -> Unclaimed:
+        """Return this status with where its record came from."""
+        return Unclaimed(self.envelope, self.raw, {**origin, **self.origin}, self.field, self.message)
+
+    def fields(self) -> list[Any]:
+        """Return it as a JSON-ready array (``from_fields`` reads it back)."""
+        return [self.envelope, self.raw.decode(), self.origin, self.field, self.message]
+
+    @classmethod
+    def from_fields(cls, fields: list[Any]) -> Unclaimed:
+        """Return the status ``fields`` described."""
+        envelope, raw, origin, field, message = fields
+        return cls(envelope, raw.encode(), origin, field, message)
+
+
+def unclaimed(
+    provider: str, error: NoMemberError, raw: bytes, origin: dict[str, Any]
+) -> Held[Unclaimed] | BadEventError:
+    """
+    Return an event without a member as a status that can wait for its dispatch.
+
+    Returns:
+        The held status, keyed by its provider and message id; or the error that keeps it out of
+        any join: no message id to join on (the no-member error itself), or anything else wrong
+        with it (bad time, unknown status: found now, not a day later).
+
+    """
+    partial = error.partial
+    message_id = partial.get("message_id")
+    if not isinstance(message_id, str | int) or isinstance(message_id, bool) or message_id == "":
+        return BadEventError(error.reason, error.field, f"{error.message}, and it has no message id to join on")
+    try:
+        # Every check but the member's: the placeholder makes no difference to anything else.
+        event = event_from_envelope({**partial, "member_id": "?"})
+    except BadEventError as bad:
+        return bad
+    key = registry.provider(provider).dispatch_message_id(str(message_id))
+    status = Unclaimed(partial, raw, origin, error.field, error.message)
+    return Held(provider, key, event.event_id, event.decision.occurred_at, status)
+
+
+def claim(envelope: dict[str, Any], dispatch: Dispatch) -> dict[str, Any]:
+    """Return ``envelope`` with the member its dispatch names (its own campaign and message type win)."""
+    claimed = {**envelope, "member_id": dispatch.member_id}
+    if dispatch.campaign_id is not None and envelope.get("campaign_id") in (None, ""):
+        claimed["campaign_id"] = dispatch.campaign_id
+    if dispatch.message_type is not None and envelope.get("message_type") in (None, ""):
+        claimed["message_type"] = dispatch.message_type
+    return claimed
+
+
+def claimed_event(status: Unclaimed, dispatch: Dispatch) -> Event:
+    """
+    Return the event a waiting status is, for its dispatch's member.
+
+    Raises:
+        BadEventError: the dispatch's member does not make a valid envelope (cannot happen for a
+            dispatch ``decode_dispatch`` accepted; kept honest all the same).
+
+    """
+    return event_from_envelope(claim(status.envelope, dispatch))
+
+
+def unmatched_error(held: Held[Unclaimed], why: str) -> BadEventError:
+    """Return the dead-letter error of a status no dispatch claimed: where the member was looked for, and why not found."""
+    status = held.payload
+    return BadEventError(
+        "unmatched_message",
+        status.field,
+        f"{status.message}; and {why} for {held.provider} message {held.message_id!r}",
+    )
+
+
+def decode_dispatch(raw: bytes | str | None) -> Dispatch:
+    """
+    Decode and check one dispatch record (``schemas/dispatch.v1.json``).
+
+    Raises:
+        BadEventError: not a JSON object, a missing or ill-typed field, an unknown provider.
+
+    """
+    if not raw:
+        what = "a null value (a tombstone)" if raw is None else "no bytes"
+        raise BadEventError("empty_record", "", f"the dispatch record is {what}")
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadEventError("malformed_json", "", f"a dispatch record is not valid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise BadEventError("not_an_object", "", f"a dispatch record is a JSON object, got {type(record).__name__}")
+    provider = record.get("provider")
+    if provider not in registry.PROVIDERS:
+        if provider is None:
+            raise BadEventError("missing_field", "provider", "a dispatch record names its provider")
+        raise BadEventError(
+            "unknown_source",
+            "provider",
+            f"unknown provider {provider!r}; known providers: {', '.join(registry.PROVIDERS)}",
+        )
+    message_id = _identifier(record, "message_id", required=True)
+    channel = record.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        raise BadEventError("bad_field", "channel", f"{channel!r} is not a channel; channels: {', '.join(CHANNELS)}")
+    message_type = message_type_of(record.get("message_type"))  # the envelope's spellings, checked alike
+    return Dispatch(
+        provider=str(provider),
+        message_id=registry.provider(str(provider)).dispatch_message_id(str(message_id)),
+        member_id=str(_identifier(record, "member_id", required=True)),
+        occurred_at=parse_time(record.get("occurred_at")),
+        campaign_id=_identifier(record, "campaign_id", required=False),
+        message_type=message_type,
+        channel=channel,
+    )
+
+
+def _identifier(record: dict[str, Any], field: str, *, required: bool) -> str | None:
+    value = record.get(field)
+    if value is None or value == "":
+        if required:
+            raise BadEventError("missing_field", field, f"a dispatch record needs {field}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadEventError("bad_field", field, f"{field} is a non-empty string or an integer, got {value!r}")
+    text = str(value)
+    if len(text) > IDENTIFIER_LIMIT:
+        raise BadEventError(
+            "bad_field", field, f"{field} has {len(text):,} characters; an identifier has at most {IDENTIFIER_LIMIT}"
+        )
+    if _CONTROL.intersection(text):
+        raise BadEventError("bad_field", field, f"{field} {text!r} holds a control character")
+    return text
+
+
+def dispatch_fields(dispatch: Dispatch) -> list[Any]:
+    """Return a dispatch as a JSON-ready array (``dispatch_from_fields`` reads it back)."""
+    d = dispatch
+    return [d.provider, d.message_id, d.member_id, d.occurred_at, d.campaign_id, d.message_type, d.channel]
+
+
+def dispatch_from_fields(fields: list[Any]) -> Dispatch:
+    """Return the dispatch ``dispatch_fields`` described."""
+    provider, message_id, member_id, occurred_at, campaign_id, message_type, channel = fields
+    return Dispatch(provider, message_id, member_id, occurred_at, campaign_id, message_type, channel)
