@@ -110,28 +110,23 @@ class Correlator(Generic[P]):
     slots: dict[Key, Slot[P]] = field(default_factory=dict)
     watermark: int = 0
     changed: set[Key] = field(default_factory=set)
+    # Statuses waiting, per provider: kept as slots change (a gauge read after every batch must not
+    # walk a million kept dispatches).
+    held_by_provider: dict[str, int] = field(default_factory=dict)
     _deadlines: list[tuple[int, Key]] = field(default_factory=list)
 
     def reindex(self) -> None:
         """Rebuild the deadlines (and a watermark no later than the truth) from ``slots``."""
         self._deadlines = [(self._deadline(slot), key) for key, slot in self.slots.items()]
         heapq.heapify(self._deadlines)
+        self.held_by_provider = {}
+        for (provider, _), slot in self.slots.items():
+            if slot.held:
+                self.held_by_provider[provider] = self.held_by_provider.get(provider, 0) + len(slot.held)
         seen = [slot.last_seen for slot in self.slots.values()]
         # The true watermark was at least the latest time a kept slot saw: never later, so a restart
         # can only delay an expiry, never bring one forward.
         self.watermark = max([self.watermark, *seen])
-
-    def held_count(self) -> int:
-        """Return how many statuses are waiting."""
-        return sum(len(slot.held) for slot in self.slots.values())
-
-    def held_by_provider(self) -> dict[str, int]:
-        """Return how many statuses are waiting, per provider."""
-        counts: dict[str, int] = {}
-        for (provider, _), slot in self.slots.items():
-            if slot.held:
-                counts[provider] = counts.get(provider, 0) + len(slot.held)
-        return counts
 
     def advance(self, occurred_at: int) -> None:
         """Move the watermark to ``occurred_at`` if it is later."""
@@ -214,6 +209,7 @@ class Correlator(Generic[P]):
                 dispatch = None
             kept = Slot(dispatch, waiting, slot.last_seen)
             if kept.empty:
+                self._count(key, slot, None)
                 del self.slots[key]
                 self.changed.add(key)
                 forgotten.append(key)
@@ -232,9 +228,16 @@ class Correlator(Generic[P]):
         return unmatched
 
     def _put(self, key: Key, slot: Slot[P]) -> None:
+        self._count(key, self.slots.get(key), slot)
         self.slots[key] = slot
         self.changed.add(key)
         heapq.heappush(self._deadlines, (self._deadline(slot), key))
+
+    def _count(self, key: Key, before: Slot[P] | None, after: Slot[P] | None) -> None:
+        delta = (len(after.held) if after else 0) - (len(before.held) if before else 0)
+        if delta:
+            provider = key[0]
+            self.held_by_provider[provider] = self.held_by_provider.get(provider, 0) + delta
 
     def _deadline(self, slot: Slot[P]) -> int:
         # The earliest watermark at which something in the slot may go.

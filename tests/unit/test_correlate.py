@@ -323,11 +323,13 @@ def test_a_held_status_is_unmatched_once_the_watermark_passes_its_time_plus_the_
     assert join.status(_held("SM1", T0)) is None
     join.advance(T0 + HOUR_MS)  # exactly the wait: still waiting
     assert join.expire() == ([], [])
+    assert join.held_by_provider == {"twilio": 1}
     join.advance(T0 + HOUR_MS + 1)
     unmatched, forgotten = join.expire()
     assert [h.message_id for h in unmatched] == ["SM1"]
     assert forgotten == [("twilio", "SM1")]
     assert join.slots == {}
+    assert join.held_by_provider == {"twilio": 0}
 
 
 def test_a_dispatch_is_kept_for_the_retention_after_the_last_time_it_saw() -> None:
@@ -351,6 +353,7 @@ def test_a_restored_correlator_never_expires_earlier_than_the_one_it_replaces() 
     restored: Correlator[str] = Correlator(wait_ms=HOUR_MS, slots=dict(join.slots))
     restored.reindex()
     assert restored.watermark == T0 + 30 * 60_000
+    assert restored.held_by_provider == {"twilio": 2}
     assert restored.expire() == ([], [])
 
 
@@ -371,8 +374,10 @@ def test_changed_names_exactly_the_slots_to_persist() -> None:
     join.dispatch(_dispatch("SM2", T0))
     assert join.changed == {("twilio", "SM1"), ("twilio", "SM2")}
     join.changed.clear()
+    assert join.held_by_provider == {"twilio": 1}
     released, _ = join.dispatch(_dispatch("SM1", T0))
     assert [r.status.message_id for r in released] == ["SM1"]
+    assert join.held_by_provider == {"twilio": 0}
     assert join.slots[("twilio", "SM1")] == Slot(_dispatch("SM1", T0), (), T0)
     assert join.changed == {("twilio", "SM1")}
 
