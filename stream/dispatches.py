@@ -10,6 +10,8 @@ both give the same events. No Kafka here.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +20,18 @@ import orjson
 from stream.codec import IDENTIFIER_LIMIT, event_from_envelope, parse_time
 from stream.codec import _message_type as message_type_of  # one reading of message types for both records
 from stream.domain.catalog import CHANNELS
-from stream.domain.correlate import Dispatch, Held
+from stream.domain.correlate import Dispatch, Held, Key, Slot
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.providers import registry
 from stream.providers.base import NoMemberError
 
 _CONTROL = {chr(c) for c in (*range(32), *range(127, 160))}
+
+# The worker's name for the dispatch topic's records, beside the raw formats.
+DISPATCH = "dispatch"
+# Record headers the webhook receiver sets from the callback URL's query (issue 12, part 3).
+_HEADER_FIELDS = ("member_id", "campaign_id", "message_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +196,81 @@ def dispatch_from_fields(fields: list[Any]) -> Dispatch:
     """Return the dispatch ``dispatch_fields`` described."""
     provider, message_id, member_id, occurred_at, campaign_id, message_type, channel = fields
     return Dispatch(provider, message_id, member_id, occurred_at, campaign_id, message_type, channel)
+
+
+def dispatch_conflict(kept: Dispatch, member_id: str) -> BadEventError:
+    """Return the dead-letter error of a dispatch naming another member than the one kept for its message."""
+    return BadEventError(
+        "bad_field",
+        "member_id",
+        f"{kept.provider} message {kept.message_id!r} was dispatched to member {kept.member_id!r} before; "
+        f"this dispatch names {member_id!r}: the first one stands",
+    )
+
+
+# The wire formats of the live join: items on the re-keying topic, slots in its changelog.
+
+
+def key_bytes(key: Key) -> bytes:
+    """Return a join key as a record key: ``provider:message_id`` (provider names hold no colon)."""
+    return f"{key[0]}:{key[1]}".encode()
+
+
+def key_of_bytes(raw: bytes) -> Key:
+    """Return the join key a record key names."""
+    provider, _, message_id = raw.decode().partition(":")
+    return (provider, message_id)
+
+
+def route(item: Dispatch | Held[Unclaimed], partitions: int) -> tuple[int, list[Any]]:
+    """
+    Return the re-keying topic's partition for a dispatch or a waiting status, and the item as pack fields.
+
+    CRC-32 of ``provider:message_id``, as members are placed by CRC-32 of their id: a message's
+    statuses, its dispatch and its slot in the changelog share one partition number.
+    """
+    key = key_bytes((item.provider, item.message_id))
+    if isinstance(item, Dispatch):
+        fields: list[Any] = ["d", *dispatch_fields(item)]
+    else:
+        fields = ["s", item.provider, item.message_id, item.event_id, item.occurred_at, *item.payload.fields()]
+    return zlib.crc32(key) % partitions, fields
+
+
+def item_of(fields: list[Any]) -> Dispatch | Held[Unclaimed]:
+    """Return the dispatch or waiting status ``route`` packed."""
+    if fields[0] == "d":
+        return dispatch_from_fields(fields[1:])
+    _, provider, message_id, event_id, occurred_at, *status = fields
+    return Held(provider, message_id, event_id, occurred_at, Unclaimed.from_fields(status))
+
+
+def encode_slot(slot: Slot[Unclaimed]) -> bytes:
+    """Return a slot as a changelog value: ``[dispatch fields or null, [[event id, time, status], ...], last seen]``."""
+    dispatch = None if slot.dispatch is None else dispatch_fields(slot.dispatch)
+    held = [[h.event_id, h.occurred_at, h.payload.fields()] for h in slot.held]
+    return orjson.dumps([dispatch, held, slot.last_seen])
+
+
+def decode_slot(key: Key, raw: bytes) -> Slot[Unclaimed]:
+    """Return the slot ``encode_slot`` wrote for ``key``."""
+    dispatch, held, last_seen = orjson.loads(raw)
+    provider, message_id = key
+    return Slot(
+        None if dispatch is None else dispatch_from_fields(dispatch),
+        tuple(Held(provider, message_id, e, t, Unclaimed.from_fields(s)) for e, t, s in held),
+        last_seen,
+    )
+
+
+def known_from_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str] | None:
+    """
+    Return our fields the webhook receiver passed as record headers (``member_id``, ...), or None.
+
+    The receiver copies a ``member_id`` query parameter of the callback URL (Twilio's, Vonage's) to a
+    header of the same name: an event naming no member of its own is that member's.
+    """
+    if not headers:
+        return None
+    found = {name: value.decode(errors="replace") for name, value in headers if name in _HEADER_FIELDS and value}
+    return found or None

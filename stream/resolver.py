@@ -17,7 +17,14 @@ from typing import Any, Protocol
 import orjson
 
 from stream.codec import decode_event, event_from_envelope
-from stream.dispatches import Unclaimed, claimed_event, decode_dispatch, unclaimed, unmatched_error
+from stream.dispatches import (
+    Unclaimed,
+    claimed_event,
+    decode_dispatch,
+    dispatch_conflict,
+    unclaimed,
+    unmatched_error,
+)
 from stream.domain.correlate import Correlator, Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
@@ -346,7 +353,9 @@ class DispatchJoin:
                 continue
             released, conflict = self.correlator.dispatch(dispatch)
             if conflict is not None:
-                self._dead(DeadLetter(line, _conflict(conflict, dispatch.member_id), {"file": name, "line": lineno}))
+                self._dead(
+                    DeadLetter(line, dispatch_conflict(conflict, dispatch.member_id), {"file": name, "line": lineno})
+                )
             for joined in released:
                 self._apply_claimed(joined.status, joined.dispatch)
 
@@ -399,12 +408,3 @@ class DispatchJoin:
         if self.sinks.observer is not None:
             self.sinks.observer.dead_letter(letter.error)
         self.sinks.on_dead(letter)
-
-
-def _conflict(kept: Dispatch, member_id: str) -> BadEventError:
-    return BadEventError(
-        "bad_field",
-        "member_id",
-        f"{kept.provider} message {kept.message_id!r} was dispatched to member {kept.member_id!r} before; "
-        f"this dispatch names {member_id!r}: the first one stands",
-    )
