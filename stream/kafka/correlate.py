@@ -31,6 +31,7 @@ Faust's recovery (and its known stall, README "Known issue").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -79,13 +80,18 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc] # aiokafka i
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Another worker may change these slots from now on: read them afresh if they come back.
-        for tp in revoked:
-            self.owner.correlators.pop(tp.partition, None)
-        self.owner.report_held()
+        """Keep the slots until the new assignment is known: a partition this worker keeps needs no restore."""
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        """Restored lazily, before the partition's first batch is applied (``Correlation.forward``)."""
+        # A partition that went elsewhere may change there: read it afresh if it ever comes back.
+        # The kept ones were nobody else's in between (the group's eager rebalance). The new ones are
+        # restored before any record of theirs is fetched: the held gauge is right from the start.
+        kept = {tp.partition for tp in assigned}
+        for partition in set(self.owner.correlators) - kept:
+            del self.owner.correlators[partition]
+        for partition in sorted(kept):
+            await self.owner.correlator(partition)
+        self.owner.report_held()
 
 
 class Correlation(Service):
@@ -96,6 +102,7 @@ class Correlation(Service):
         self.metrics = metrics
         self.writer = writer  # RawIngest: its checked writer and producer
         self.correlators: dict[int, Correlator[Unclaimed]] = {}
+        self._restoring = asyncio.Lock()  # one restore at a time on the one restoring consumer
         self.consumer: AIOKafkaConsumer | None = None
         self.restorer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
@@ -145,9 +152,7 @@ class Correlation(Service):
         letters: list[Record] = []
         slots: list[Record | Tombstone] = []
         for partition, packs in batch.items():
-            correlator = self.correlators.get(partition)
-            if correlator is None:
-                correlator = self.correlators[partition] = await self.restore(partition)
+            correlator = await self.correlator(partition)
             for pack in packs:
                 for fields in orjson.loads(pack.value):
                     self._take(correlator, item_of(fields), events, letters, pack)
@@ -211,6 +216,14 @@ class Correlation(Service):
         letter = DeadLetter(raw, error, origin)
         partition = int(origin.get("partition", 0)) % self.settings.partitions
         return (partition, None, orjson.dumps(letter.document()))
+
+    async def correlator(self, partition: int) -> Correlator[Unclaimed]:
+        """Return a partition's correlator, restored from its changelog the first time since it was assigned."""
+        async with self._restoring:
+            found = self.correlators.get(partition)
+            if found is None:
+                found = self.correlators[partition] = await self.restore(partition)
+            return found
 
     async def restore(self, partition: int) -> Correlator[Unclaimed]:
         """Read one partition's slots back from its changelog, in batches, up to its end offset now."""

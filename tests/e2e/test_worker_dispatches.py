@@ -154,3 +154,33 @@ def test_statuses_before_and_after_their_dispatch_resolve_as_offline_and_the_res
     assert held_now(pipeline) == 0
     metrics = pipeline.workers[0].metrics()
     assert 'statusflow_unmatched_statuses_total{provider="twilio"} 6.0' in metrics
+
+
+def test_held_statuses_survive_a_kill_and_join_their_dispatch_in_the_next_worker(pipeline: Pipeline) -> None:
+    """The hold is in its changelog: a worker killed with -9 hands its waiting statuses to the next one."""
+    s = pipeline.settings
+    statuses = [("twilio", twilio(f"SM{n}", status, n)) for n in range(4) for status in ("sent", "delivered")]
+    dispatches = [
+        orjson.dumps({"provider": "twilio", "message_id": f"SM{n}", "member_id": f"cm-{n}", "occurred_at": T0})
+        for n in range(4)
+    ]
+    expected, unmatched = offline(statuses, dispatches)
+    assert not unmatched
+    first = pipeline.start_worker()
+    pipeline.produce([body for _, body in statuses], s.raw_topic("twilio"), keyed=False)
+    pipeline.wait_for(lambda: held_now(pipeline) == len(statuses), 120, f"{len(statuses)} statuses held")
+
+    first.kill()
+    pipeline.workers.remove(first)
+    pipeline.start_worker()
+    pipeline.wait_for(lambda: held_now(pipeline) == len(statuses), 120, "the next worker to hold them again")
+    pipeline.produce(dispatches, s.dispatches_topic, keyed=False)
+
+    pipeline.wait_for(
+        lambda: pipeline.latest_states() == expected,
+        120,
+        "the restored statuses to join their dispatches",
+        lambda: pipeline.differences(expected),
+    )
+    pipeline.wait_for(lambda: held_now(pipeline) == 0, 30, "nothing held")
+    assert not pipeline.read(s.dlq_topic)
