@@ -114,10 +114,15 @@ class Correlator(Generic[P]):
     # walk a million kept dispatches).
     held_by_provider: dict[str, int] = field(default_factory=dict)
     _deadlines: list[tuple[int, Key]] = field(default_factory=list)
+    # Each key's earliest deadline in the heap: a slot updated per status (its dispatch's retention
+    # moving on) files a new deadline only when it is earlier, so the heap holds about one entry per
+    # slot, not one per update over the retention.
+    _filed: dict[Key, int] = field(default_factory=dict)
 
     def reindex(self) -> None:
         """Rebuild the deadlines (and a watermark no later than the truth) from ``slots``."""
-        self._deadlines = [(self._deadline(slot), key) for key, slot in self.slots.items()]
+        self._filed = {key: self._deadline(slot) for key, slot in self.slots.items()}
+        self._deadlines = [(due, key) for key, due in self._filed.items()]
         heapq.heapify(self._deadlines)
         self.held_by_provider = {}
         for (provider, _), slot in self.slots.items():
@@ -198,7 +203,10 @@ class Correlator(Generic[P]):
         forgotten: list[Key] = []
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < self.watermark:
-            _, key = heapq.heappop(deadlines)
+            due, key = heapq.heappop(deadlines)
+            if self._filed.get(key) != due:  # superseded by an earlier one, already handled
+                continue
+            del self._filed[key]
             slot = self.slots.get(key)
             if slot is None:
                 continue
@@ -216,7 +224,7 @@ class Correlator(Generic[P]):
             elif kept != slot:
                 self._put(key, kept)
             else:  # an outdated deadline (the slot moved on since): file the current one
-                heapq.heappush(deadlines, (self._deadline(slot), key))
+                self._file(key, self._deadline(slot))
         return unmatched, forgotten
 
     def flush(self) -> list[Held[P]]:
@@ -231,7 +239,13 @@ class Correlator(Generic[P]):
         self._count(key, self.slots.get(key), slot)
         self.slots[key] = slot
         self.changed.add(key)
-        heapq.heappush(self._deadlines, (self._deadline(slot), key))
+        self._file(key, self._deadline(slot))
+
+    def _file(self, key: Key, due: int) -> None:
+        filed = self._filed.get(key)
+        if filed is None or due < filed:
+            self._filed[key] = due
+            heapq.heappush(self._deadlines, (due, key))
 
     def _count(self, key: Key, before: Slot[P] | None, after: Slot[P] | None) -> None:
         delta = (len(after.held) if after else 0) - (len(before.held) if before else 0)

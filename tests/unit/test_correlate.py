@@ -387,3 +387,47 @@ def test_unclaimed_statuses_travel_as_fields() -> None:
     (item,) = items_of(twilio("SM1", "delivered", 5), "twilio")
     assert isinstance(item, Held)
     assert Unclaimed.from_fields(orjson.loads(orjson.dumps(item.payload.fields()))) == item.payload
+
+
+def test_a_busy_message_files_one_deadline_not_one_per_status() -> None:
+    """The heap of deadlines stays about one entry per message however many statuses a dispatch sees."""
+    join: Correlator[str] = Correlator(wait_ms=HOUR_MS, retention_ms=3 * HOUR_MS)
+    join.dispatch(_dispatch("SM1", T0))
+    for n in range(1000):
+        join.advance(T0 + n * 1000)
+        join.status(_held("SM1", T0 + n * 1000, event_id=str(n)))
+        join.expire()
+    assert len(join._deadlines) == 1
+    join.advance(T0 + 999_000 + 3 * HOUR_MS + 1)
+    assert join.expire() == ([], [("twilio", "SM1")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_the_live_correlator_expiring_after_every_record_agrees_with_the_offline_join(
+    scenario: tuple[str, list[tuple[str, bytes]], dict[str, str]],
+) -> None:
+    """Within the wait nothing expires early; once the watermark passes it, exactly the unmatched go."""
+    provider, records, _ = scenario
+    expected, unmatched, _ = upfront(provider, records)
+    join: Correlator[Unclaimed] = Correlator(wait_ms=HOUR_MS, retention_ms=HOUR_MS)
+    events = []
+    for kind, line in records:
+        if kind == "d":
+            dispatch = decode_dispatch(line)
+            join.advance(dispatch.occurred_at)
+            released, _ = join.dispatch(dispatch)
+        else:
+            released = []
+            for item in items_of(line, provider):
+                assert isinstance(item, Held)
+                join.advance(item.occurred_at)
+                joined = join.status(item)
+                released += [] if joined is None else [joined]
+        events += [event_from_envelope(claim(r.status.payload.envelope, r.dispatch)) for r in released]
+        assert join.expire() == ([], [])
+    join.advance(T0 + 3000 * 1000 + HOUR_MS + 1)
+    gone, _ = join.expire()
+    assert resolve_members(events) == expected
+    assert sorted(h.event_id for h in gone) == sorted(unmatched)
+    assert join.slots == {}
