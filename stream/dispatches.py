@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as attribute
 from typing import Any
 
 import orjson
@@ -52,10 +53,13 @@ class Unclaimed:
     origin: dict[str, Any]
     field: str
     message: str
+    # The event as checked with a placeholder member: ``claimed_event`` completes it instead of
+    # checking the envelope again where the dispatch cannot change anything else. Not shipped.
+    checked: Event | None = attribute(default=None, compare=False, repr=False)
 
     def at(self, **origin: Any) -> Unclaimed:
         """Return this status with where its record came from."""
-        return Unclaimed(self.envelope, self.raw, {**origin, **self.origin}, self.field, self.message)
+        return Unclaimed(self.envelope, self.raw, {**origin, **self.origin}, self.field, self.message, self.checked)
 
     def fields(self) -> list[Any]:
         """Return it as a JSON-ready array (``from_fields`` reads it back)."""
@@ -90,7 +94,7 @@ def unclaimed(
     except BadEventError as bad:
         return bad
     key = registry.provider(provider).dispatch_message_id(str(message_id))
-    status = Unclaimed(partial, raw, origin, error.field, error.message)
+    status = Unclaimed(partial, raw, origin, error.field, error.message, event)
     return Held(provider, key, event.event_id, event.decision.occurred_at, status)
 
 
@@ -113,7 +117,13 @@ def claimed_event(status: Unclaimed, dispatch: Dispatch) -> Event:
             dispatch ``decode_dispatch`` accepted; kept honest all the same).
 
     """
-    return event_from_envelope(claim(status.envelope, dispatch))
+    checked, envelope = status.checked, status.envelope
+    if checked is not None and "event_id" in envelope and (dispatch.message_type is None or "message_type" in envelope):
+        # Only the member and campaign differ from the checked event: the event id is the
+        # envelope's own (not derived from the whole envelope), and no message type comes in.
+        campaign_id = dispatch.campaign_id if checked.campaign_id is None else checked.campaign_id
+        return checked._replace(member_id=dispatch.member_id, campaign_id=campaign_id)
+    return event_from_envelope(claim(envelope, dispatch))
 
 
 def unmatched_error(held: Held[Unclaimed], why: str) -> BadEventError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -367,7 +367,8 @@ class DispatchJoin:
                 if isinstance(item, DeadLetter):
                     self._dead(item.at(file=name, line=lineno))
                 elif isinstance(item, Held):
-                    self._status(replace(item, payload=item.payload.at(file=name, line=lineno)))
+                    origin = item.payload.at(file=name, line=lineno)
+                    self._status(Held(item.provider, item.message_id, item.event_id, item.occurred_at, origin))
                 else:
                     self._apply(item)
 
