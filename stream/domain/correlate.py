@@ -227,6 +227,20 @@ class Correlator(Generic[P]):
                 self._file(key, self._deadline(slot))
         return unmatched, forgotten
 
+    def drop_held(self, key: Key) -> list[Held[P]]:
+        """Let go of a message's waiting statuses (the caller dead-letters them); its dispatch stays."""
+        slot = self.slots.get(key)
+        if slot is None or not slot.held:
+            return []
+        kept: Slot[P] = Slot(slot.dispatch, (), slot.last_seen)
+        if kept.empty:
+            self._count(key, slot, None)
+            del self.slots[key]
+            self.changed.add(key)
+        else:
+            self._put(key, kept)
+        return list(slot.held)
+
     def flush(self) -> list[Held[P]]:
         """End of input (offline): every status still waiting is unmatched."""
         unmatched = [h for slot in self.slots.values() for h in slot.held]

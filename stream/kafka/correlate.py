@@ -62,12 +62,17 @@ from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.kafka.client import kafka_client_options
 from stream.kafka.ingest import DeliveryError, cut_packs
+from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Tombstone
 from stream.metrics import Metrics
 from stream.providers.registry import PROVIDERS
 from stream.resolver import DeadLetter
 
 log = logging.getLogger("statusflow")
+
+# A slot (one changelog record) beyond this drops its waiting statuses: well under the changelog's
+# limit, so a message's statuses can never make a record the topic refuses.
+SLOT_LIMIT = CHANGELOG_MAX_BYTES // 2
 
 # The watermark follows event times, but one record stamped years ahead (a wrong clock, a typo) would
 # expire every status waiting in its partition. Times further ahead of this worker's clock than
@@ -157,7 +162,12 @@ class Correlation(Service):
                 for fields in orjson.loads(pack.value):
                     self._take(correlator, item_of(fields), events, letters, pack)
             self._expire(correlator, letters)
-            slots += [_slot_record(partition, correlator, key) for key in correlator.changed]
+            for key in correlator.changed:
+                record = _slot_record(partition, correlator, key)
+                if record[2] is not None and len(record[2]) > SLOT_LIMIT:
+                    self._too_large(correlator, key, letters)
+                    record = _slot_record(partition, correlator, key)
+                slots.append(record)
         packs = [(p, None, pack) for p, items in events.items() for pack in cut_packs(items)]
         for topic, written in ((s.by_member_topic, packs), (s.dlq_topic, letters), (s.hold_changelog_topic, slots)):
             failed = await self.writer.write(topic, written)
@@ -166,6 +176,18 @@ class Correlation(Service):
         for correlator in self.correlators.values():
             correlator.changed.clear()
         self.report_held()
+
+    def _too_large(self, correlator: Correlator[Unclaimed], key: Key, letters: list[Record]) -> None:
+        # A slot the changelog could not take would stop the worker at every restart: its waiting
+        # statuses go to the dead letters instead (its dispatch, small, stays).
+        for held in correlator.drop_held(key):
+            error = BadEventError(
+                "too_large",
+                "",
+                f"{held.provider} message {held.message_id!r} holds statuses over {SLOT_LIMIT:,} bytes "
+                "waiting for its dispatch record",
+            )
+            letters.append(self._letter(held.payload.raw, error, held.payload.origin))
 
     def _expire(self, correlator: Correlator[Unclaimed], letters: list[Record]) -> None:
         unmatched, _ = correlator.expire()

@@ -431,3 +431,14 @@ def test_the_live_correlator_expiring_after_every_record_agrees_with_the_offline
     assert resolve_members(events) == expected
     assert sorted(h.event_id for h in gone) == sorted(unmatched)
     assert join.slots == {}
+
+
+def test_a_messages_waiting_statuses_can_be_let_go_keeping_its_dispatch() -> None:
+    """What the worker does with a slot too large for its changelog: the statuses go, counted out."""
+    join: Correlator[str] = Correlator()
+    join.status(_held("SM1", T0, event_id="a"))
+    join.status(_held("SM1", T0, event_id="b"))
+    assert [h.event_id for h in join.drop_held(("twilio", "SM1"))] == ["a", "b"]
+    assert join.slots == {}
+    assert join.held_by_provider == {"twilio": 0}
+    assert join.drop_held(("twilio", "SM1")) == []
