@@ -69,6 +69,13 @@ class Settings:
     events_topic: str = "message-events"
     sendgrid_topic: str = "message-events.sendgrid"
     output_topic: str = "campaign-member-status"
+    # Dispatch records (schemas/dispatch.v1.json): the sending system's word that a provider took a
+    # message for a member; statuses that name no member wait for theirs (README, "Dispatch records").
+    dispatches_topic: str = "message-dispatches"
+    # Seconds of event time a status waits for its dispatch record, and a dispatch is kept after the
+    # latest event time it saw (its own or a status's).
+    dispatch_wait: float = 24 * 3600.0
+    dispatch_retention: float = 7 * 24 * 3600.0
     dlq_topic: str = "message-events.dlq"
     # Member states (README, "State stores"): rocksdb:// keeps them on disk under data_dir, so a
     # restart replays only the changelog written since; memory:// replays all of it.
@@ -117,6 +124,11 @@ class Settings:
         check_security(self)
         if self.replication_factor < 1:
             raise ConfigError(f"STATUSFLOW_REPLICATION_FACTOR={self.replication_factor} must be at least 1")
+        if self.dispatch_wait <= 0 or self.dispatch_retention < self.dispatch_wait:
+            raise ConfigError(
+                f"STATUSFLOW_DISPATCH_WAIT={self.dispatch_wait} must be above 0 and at most "
+                f"STATUSFLOW_DISPATCH_RETENTION={self.dispatch_retention} (seconds)"
+            )
         if not 0 <= self.min_insync_replicas <= self.replication_factor:
             raise ConfigError(
                 f"STATUSFLOW_MIN_INSYNC_REPLICAS={self.min_insync_replicas} must be between 1 and "
@@ -156,6 +168,16 @@ class Settings:
     def by_member_topic(self) -> str:
         """The internal topic that re-keys events by member_id, so a member's events meet."""
         return f"{self.app_id}-events-by-member"
+
+    @property
+    def by_message_topic(self) -> str:
+        """The internal topic that re-keys memberless statuses and dispatches by (provider, message id), so they meet."""
+        return f"{self.app_id}-events-by-message"
+
+    @property
+    def hold_changelog_topic(self) -> str:
+        """The compacted changelog of the dispatch join: per (provider, message id), its dispatch and waiting statuses."""
+        return f"{self.app_id}-dispatch-hold-changelog"
 
     @property
     def changelog_topic(self) -> str:

@@ -21,6 +21,7 @@ from stream.domain.errors import REASONS, BadEventError
 from stream.domain.milestones import MILESTONES, names
 from stream.domain.model import Event, MemberState
 from stream.domain.precedence import message_of
+from stream.providers.registry import PROVIDERS
 
 # The *_created series double every counter's cardinality and no panel or alert reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -106,6 +107,36 @@ class Metrics:
         )
         for task in INTERNAL_TASKS:
             self.internal_errors.labels(task)
+        # The join with dispatch records (README, "Dispatch records"), per provider format.
+        self.held_statuses = Gauge(
+            "statusflow_held_statuses",
+            "Statuses naming no member that wait for their dispatch record, on the partitions this worker holds.",
+            ["provider"],
+            registry=registry,
+        )
+        self.matched_statuses = Counter(
+            "statusflow_matched_statuses",
+            "Statuses naming no member that their dispatch record gave a member.",
+            ["provider"],
+            registry=registry,
+        )
+        self.unmatched_statuses = Counter(
+            "statusflow_unmatched_statuses",
+            "Statuses naming no member dead-lettered because no dispatch record came within the wait.",
+            ["provider"],
+            registry=registry,
+        )
+        self.dispatches = Counter(
+            "statusflow_dispatches",
+            "Dispatch records read (the sending system's word that a provider accepted a message).",
+            ["provider"],
+            registry=registry,
+        )
+        for provider in PROVIDERS:
+            self.held_statuses.labels(provider)
+            self.matched_statuses.labels(provider)
+            self.unmatched_statuses.labels(provider)
+            self.dispatches.labels(provider)
         # Children resolved once: .labels() takes a lock and builds a key on every call, a
         # measurable share of the worker's per-event time.
         self._events = {
@@ -143,6 +174,11 @@ class Metrics:
     def dead_letter(self, error: BadEventError) -> None:
         """Count a dead-lettered record by its reason class."""
         self.dead_letters.labels(error.reason).inc()
+
+    def correlated(self, provider: str, outcome: str) -> None:
+        """Count a status whose member a dispatch record gave (``matched``) or that none claimed (``unmatched``)."""
+        counter = self.matched_statuses if outcome == "matched" else self.unmatched_statuses
+        counter.labels(provider).inc()
 
     def batch(self) -> BatchMetrics:
         """Return an Observer that counts locally and adds its totals in one go (``commit``)."""

@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from stream.codec import decode_event, event_from_envelope
+from stream.dispatches import (
+    Unclaimed,
+    claimed_event,
+    decode_dispatch,
+    dispatch_conflict,
+    unclaimed,
+    unmatched_error,
+)
+from stream.domain.correlate import Correlator, Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
 from stream.domain.precedence import merge, resolve, resolve_members
 from stream.providers import registry
+from stream.providers.base import NoMemberError
 
 FORMATS = registry.FORMATS  # "envelope" and every provider format
 
@@ -123,8 +133,32 @@ def record_of(line: bytes) -> bytes | None:
     return line.rstrip(b"\r\n") if line.strip() else None
 
 
-def events_of(record: bytes | None, record_format: str) -> Iterator[Event | DeadLetter]:
-    """Decode one record (an envelope line, or a provider's webhook body) into events and dead letters."""
+def events_of(
+    record: bytes | None, record_format: str, known: Mapping[str, Any] | None = None
+) -> Iterator[Event | DeadLetter]:
+    """
+    Decode one record (an envelope line, or a provider's webhook body) into events and dead letters.
+
+    ``known`` holds our fields (``member_id``, ``campaign_id``, ``message_type``) known from outside
+    the body (the webhook receiver's ``member_id`` record header): an event that names no member of
+    its own is taken to be that member's. Without one it is dead-lettered (``missing_field``).
+    """
+    for item in items_of(record, record_format, known, hold=False):
+        if isinstance(item, Held):  # cannot happen without hold; keeps the types honest
+            continue
+        yield item
+
+
+def items_of(
+    record: bytes | None, record_format: str, known: Mapping[str, Any] | None = None, *, hold: bool = True
+) -> Iterator[Event | DeadLetter | Held[Unclaimed]]:
+    """
+    Decode one record as ``events_of`` does, but let an event without a member wait for its dispatch.
+
+    With ``hold``, a provider event that names no member (and ``known`` names none either) but
+    names its message id is yielded as a status held for the join on (provider, message id)
+    (``stream/dispatches.py``), instead of a dead letter.
+    """
     if not record:
         what = "a null value (a tombstone)" if record is None else "no bytes"
         yield DeadLetter(record, BadEventError("empty_record", "", f"the record is {what}: no event to resolve"))
@@ -142,14 +176,32 @@ def events_of(record: bytes | None, record_format: str) -> Iterator[Event | Dead
         yield DeadLetter(record, error)
         return
     for index, (event, envelope) in enumerate(envelopes):
-        if isinstance(envelope, BadEventError):
-            yield DeadLetter(orjson.dumps(event), envelope, {"index": index})
-            continue
-        try:
-            yield event_from_envelope(envelope)
-        except BadEventError as error:
-            where = BadEventError(error.reason, error.field, f"{error.message} ({source.NAME} event {index})")
-            yield DeadLetter(orjson.dumps(event), where, {"index": index})
+        yield _item(record_format, source.NAME, index, event, envelope, known, hold=hold)
+
+
+def _item(  # noqa: PLR0913, PLR0917 - one event of a body, with what decides its fate
+    record_format: str,
+    name: str,
+    index: int,
+    event: object,
+    envelope: dict[str, Any] | BadEventError,
+    known: Mapping[str, Any] | None,
+    *,
+    hold: bool,
+) -> Event | DeadLetter | Held[Unclaimed]:
+    if isinstance(envelope, NoMemberError):
+        if known and known.get("member_id"):
+            envelope = {**{k: v for k, v in known.items() if v not in (None, "")}, **envelope.partial}
+        elif hold:
+            waiting = unclaimed(record_format, envelope, orjson.dumps(event), {"index": index})
+            return waiting if isinstance(waiting, Held) else DeadLetter(orjson.dumps(event), waiting, {"index": index})
+    if isinstance(envelope, BadEventError):
+        return DeadLetter(orjson.dumps(event), envelope, {"index": index})
+    try:
+        return event_from_envelope(envelope)
+    except BadEventError as error:
+        where = BadEventError(error.reason, error.field, f"{error.message} ({name} event {index})")
+        return DeadLetter(orjson.dumps(event), where, {"index": index})
 
 
 def apply(
@@ -183,6 +235,8 @@ class Sinks:
     on_dead: Callable[[DeadLetter], None]
     on_change: Callable[[MemberState], None] | None = None
     observer: Observer | None = None
+    # (provider, "matched" or "unmatched") for each status found through a dispatch record, or not
+    on_correlated: Callable[[str, str], None] | None = None
 
 
 def resolve_lines(
@@ -269,3 +323,89 @@ def _resolve_envelopes_at_once(
         states[member_id] = after
     tally.applied += applied
     tally.duplicates += decoded - applied
+
+
+@dataclass
+class DispatchJoin:
+    """
+    ``statusflow resolve --dispatches``: provider bodies whose events may name no member, joined with dispatch records.
+
+    Dispatches are read first (``dispatches``), then the bodies (``lines``); a status whose
+    dispatch is not known yet waits (the join does not care which comes first), and at the end
+    (``finish``) each status no dispatch of the input claimed is dead-lettered with reason
+    ``unmatched_message``. The whole input is one window: nothing expires before the end, so the
+    result does not depend on the order of the lines (README, "Dispatch records").
+    """
+
+    record_format: str
+    states: MutableMapping[str, MemberState]
+    tally: Tally
+    sinks: Sinks
+    correlator: Correlator[Unclaimed] = field(default_factory=Correlator)
+
+    def dispatches(self, lines: Iterable[tuple[str, int, bytes]]) -> None:
+        """Take dispatch records (JSON lines); a bad one, or one naming another member than before, is dead-lettered."""
+        for name, lineno, line in lines:
+            try:
+                dispatch = decode_dispatch(line)
+            except BadEventError as error:
+                self._dead(DeadLetter(line, error, {"file": name, "line": lineno}))
+                continue
+            released, conflict = self.correlator.dispatch(dispatch)
+            if conflict is not None:
+                self._dead(
+                    DeadLetter(line, dispatch_conflict(conflict, dispatch.member_id), {"file": name, "line": lineno})
+                )
+            for joined in released:
+                self._apply_claimed(joined.status, joined.dispatch)
+
+    def lines(self, lines: Iterable[tuple[str, int, bytes]]) -> None:
+        """Resolve provider bodies; their events without a member wait for their dispatch."""
+        for name, lineno, line in lines:
+            for item in items_of(line, self.record_format):
+                self.tally.read += 1
+                if isinstance(item, DeadLetter):
+                    self._dead(item.at(file=name, line=lineno))
+                elif isinstance(item, Held):
+                    origin = item.payload.at(file=name, line=lineno)
+                    self._status(Held(item.provider, item.message_id, item.event_id, item.occurred_at, origin))
+                else:
+                    self._apply(item)
+
+    def finish(self) -> None:
+        """End of input: every status still waiting is unmatched."""
+        for held in self.correlator.flush():
+            if self.sinks.on_correlated is not None:
+                self.sinks.on_correlated(held.provider, "unmatched")
+            error = unmatched_error(held, "the input has no dispatch record")
+            self._dead(DeadLetter(held.payload.raw, error, held.payload.origin))
+
+    def _status(self, held: Held[Unclaimed]) -> None:
+        try:
+            joined = self.correlator.status(held)
+        except OverflowError as overflow:
+            self._dead(DeadLetter(held.payload.raw, BadEventError("too_large", "", str(overflow)), held.payload.origin))
+            return
+        if joined is not None:
+            self._apply_claimed(joined.status, joined.dispatch)
+
+    def _apply_claimed(self, status: Held[Unclaimed], dispatch: Dispatch) -> None:
+        if self.sinks.on_correlated is not None:
+            self.sinks.on_correlated(status.provider, "matched")
+        try:
+            event = claimed_event(status.payload, dispatch)
+        except BadEventError as error:
+            self._dead(DeadLetter(status.payload.raw, error, status.payload.origin))
+            return
+        self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        changed = apply(self.states, event, self.tally, self.sinks.observer)
+        if changed is not None and self.sinks.on_change is not None:
+            self.sinks.on_change(changed)
+
+    def _dead(self, letter: DeadLetter) -> None:
+        self.tally.dead_lettered += 1
+        if self.sinks.observer is not None:
+            self.sinks.observer.dead_letter(letter.error)
+        self.sinks.on_dead(letter)

@@ -29,7 +29,7 @@ def validate() -> Callable[[str, Any], None]:
     """Return a checker that raises if a document breaks the named schema."""
     validators = {
         name: jsonschema.Draft202012Validator(load_schema(name), format_checker=jsonschema.FormatChecker())
-        for name in ("envelope.v1.json", "member-status.v1.json", "dead-letter.v1.json")
+        for name in ("envelope.v1.json", "member-status.v1.json", "dead-letter.v1.json", "dispatch.v1.json")
     }
 
     def check(name: str, document: Any) -> None:

@@ -2,8 +2,9 @@
 ``statusflow demo``: the main job on the embedded default, end to end, in one command.
 
 Starts the local Apache Kafka (deploy/kafka/kafka.sh) unless STATUSFLOW_BROKER names one, starts
-a worker, replays the bundled sample stream (deploy/sample/, every source, some bad records),
-and prints each resolved status change and dead letter as the worker publishes it.
+a worker, replays the bundled sample stream (deploy/sample/, every source, some bad records; Twilio,
+SES and Postmark bodies as those providers send them, naming no member, and the dispatch records
+that name it), and prints each resolved status change and dead letter as the worker publishes it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         sendgrid_topic=f"{run_id}.message-events.sendgrid",
         output_topic=f"{run_id}.campaign-member-status",
         dlq_topic=f"{run_id}.message-events.dlq",
+        dispatches_topic=f"{run_id}.message-dispatches",
         # Fresh topics make aiokafka warn while their metadata settles; the demo shows errors only.
         log_level=os.environ.get("STATUSFLOW_LOG_LEVEL", "error"),
     )
@@ -84,11 +86,12 @@ async def _show(settings: Settings, args: argparse.Namespace) -> int:
     await ensure_topics(settings)
     envelopes = [line for line in (SAMPLE / "events.jsonl").read_bytes().splitlines() if line.strip()]
     bodies = [line for line in (SAMPLE / "sendgrid.jsonl").read_bytes().splitlines() if line.strip()]
+    natives = {name: _lines(SAMPLE / file) for name, file in NATIVE.items()}
     consumer = AIOKafkaConsumer(
         settings.output_topic, settings.dlq_topic, **kafka_client_options(settings), auto_offset_reset="earliest"
     )
     await consumer.start()
-    replay = asyncio.create_task(_replay(settings, envelopes, bodies))
+    replay = asyncio.create_task(_replay(settings, envelopes, bodies, natives))
     members: set[str] = set()
     dead = 0
     last = time.monotonic()
@@ -112,12 +115,37 @@ async def _show(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if members else 1
 
 
-async def _replay(settings: Settings, envelopes: list[bytes], bodies: list[bytes], waves: int = 6) -> None:
+# Provider bodies as the providers send them, naming no member: deploy/sample/dispatches.jsonl does.
+NATIVE = {"twilio": "twilio.txt", "ses": "ses.jsonl", "postmark": "postmark.jsonl"}
+_DISPATCH_WAVE = 3  # the statuses of the waves before wait for their dispatch records (README, "Dispatch records")
+
+
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+async def _replay(
+    settings: Settings,
+    envelopes: list[bytes],
+    bodies: list[bytes],
+    natives: dict[str, list[bytes]],
+    waves: int = 6,
+) -> None:
     # In waves, as a live feed would arrive: members visibly move through their statuses.
-    print(f"replaying {len(envelopes)} envelope records and {len(bodies)} SendGrid bodies in {waves} waves...\n")
+    native = ", ".join(f"{len(lines)} {name}" for name, lines in natives.items())
+    print(
+        f"replaying {len(envelopes)} envelope records, {len(bodies)} SendGrid bodies and {native} bodies "
+        f"in {waves} waves; their dispatch records in wave {_DISPATCH_WAVE + 1}...\n"
+    )
     for wave in range(waves):
         await produce_lines(settings, settings.events_topic, envelopes[wave::waves], member_key)
         await produce_lines(settings, settings.sendgrid_topic, bodies[wave::waves], lambda _: None)
+        for name, lines in natives.items():
+            await produce_lines(settings, settings.raw_topic(name), lines[wave::waves], lambda _: None)
+        if wave == _DISPATCH_WAVE:
+            await produce_lines(
+                settings, settings.dispatches_topic, _lines(SAMPLE / "dispatches.jsonl"), lambda _: None
+            )
         await asyncio.sleep(1.5)
 
 

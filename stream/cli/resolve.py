@@ -13,7 +13,17 @@ import orjson
 
 from stream.codec import encode_state
 from stream.domain.model import MemberState
-from stream.resolver import FORMATS, DeadLetter, Observer, Sinks, Tally, describe, record_of, resolve_lines
+from stream.resolver import (
+    FORMATS,
+    DeadLetter,
+    DispatchJoin,
+    Observer,
+    Sinks,
+    Tally,
+    describe,
+    record_of,
+    resolve_lines,
+)
 from stream.shards import resolve_in_processes, usable_cpus
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -29,6 +39,12 @@ def add_parser(commands: Any) -> None:
         choices=FORMATS,
         default="envelope",
         help="envelope lines, or one provider webhook body per line (see README, Providers)",
+    )
+    parser.add_argument(
+        "--dispatches",
+        metavar="FILE",
+        help="dispatch records (schemas/dispatch.v1.json, JSON lines), read first: they give the member to "
+        "provider events that name none; a status no dispatch claims is dead-lettered (unmatched_message)",
     )
     parser.add_argument("--changes", action="store_true", help="write every state change, not the final states")
     parser.add_argument(
@@ -56,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
         if name != "-" and not os.path.isfile(name):
             print(f"statusflow resolve: no such file: {name}", file=sys.stderr)
             return 2
+    if args.dispatches is not None and not os.path.isfile(args.dispatches):
+        print(f"statusflow resolve: no such file: {args.dispatches}", file=sys.stderr)
+        return 2
+    if args.dispatches is not None and args.format == "envelope":
+        print(
+            "statusflow resolve: --dispatches needs a provider --format (envelopes name their member)", file=sys.stderr
+        )
+        return 2
     if args.jobs < 0:
         print(f"statusflow resolve: --jobs must be 0 (automatic) or more, got {args.jobs}", file=sys.stderr)
         return 2
@@ -100,8 +124,16 @@ def _resolve_here(
     def on_change(state: MemberState) -> None:
         out.write(encode_state(state) + b"\n")
 
-    sinks = Sinks(on_dead, on_change if args.changes else None, observer)
-    resolve_lines(_lines(args.files, stack, progress=not args.no_progress), args.format, states, tally, sinks)
+    correlated = getattr(observer, "correlated", None)  # the metrics' per-provider join counters
+    sinks = Sinks(on_dead, on_change if args.changes else None, observer, correlated)
+    lines = _lines(args.files, stack, progress=not args.no_progress)
+    if args.dispatches is None:
+        resolve_lines(lines, args.format, states, tally, sinks)
+    else:
+        join = DispatchJoin(args.format, states, tally, sinks)
+        join.dispatches(_lines([args.dispatches], stack, progress=False))
+        join.lines(lines)
+        join.finish()
     if not args.changes:
         for member_id in sorted(states):
             out.write(encode_state(states[member_id]) + b"\n")

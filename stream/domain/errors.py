@@ -15,6 +15,7 @@ REASONS: tuple[str, ...] = (
     "empty_record",  # a null value (a tombstone) or no bytes at all
     "too_large",  # a record, or what it would make, that Kafka cannot take even when split
     "internal_error",  # an unexpected exception while decoding: a statusflow bug, kept with its words
+    "unmatched_message",  # a status naming no member whose dispatch record never came (stream/dispatches.py)
 )
 
 

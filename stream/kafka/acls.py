@@ -29,12 +29,18 @@ def worker_acls(settings: Settings, *, creates_topics: bool = True) -> list[Acl]
     """Return every ACL a worker with ``settings`` needs, grouped by operation."""
     s = settings
     raw = [s.raw_topic(name) for name in FORMATS]  # one per provider format
-    reads = [*raw, s.by_member_topic, s.changelog_topic, s.leader_topic]
-    writes = [s.by_member_topic, s.changelog_topic, s.output_topic, s.dlq_topic]
-    every = [*raw, s.by_member_topic, s.output_topic, s.dlq_topic, s.changelog_topic, s.leader_topic]
+    # The dispatch join: dispatch records in, memberless statuses and dispatches re-keyed by message,
+    # and the join's own changelog (stream/kafka/correlate.py).
+    joins = [s.by_message_topic, s.hold_changelog_topic]
+    reads = [*raw, s.dispatches_topic, s.by_member_topic, *joins, s.changelog_topic, s.leader_topic]
+    writes = [s.by_member_topic, *joins, s.changelog_topic, s.output_topic, s.dlq_topic]
+    every = [
+        *raw, s.dispatches_topic, s.by_member_topic, *joins, s.output_topic, s.dlq_topic, s.changelog_topic,
+        s.leader_topic,
+    ]  # fmt: skip
     acls = [Acl("Read", "topic", name) for name in reads]
     acls += [Acl("Write", "topic", name) for name in writes]
-    acls += [Acl("Read", "group", name) for name in (s.app_id, f"{s.app_id}-ingest")]
+    acls += [Acl("Read", "group", name) for name in (s.app_id, f"{s.app_id}-ingest", f"{s.app_id}-correlate")]
     if creates_topics:
         acls += [Acl("Create", "topic", name) for name in every]
     return acls

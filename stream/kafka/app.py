@@ -36,6 +36,7 @@ from stream.domain.precedence import resolve
 from stream.guard import Guard
 from stream.health import ReadyLog, Verdict, liveness, readiness
 from stream.kafka.client import faust_credentials
+from stream.kafka.correlate import Correlation
 from stream.kafka.ingest import DeliveryError, RawIngest
 from stream.kafka.recovery import StatusflowTableManager
 from stream.kafka.store import MemberStore
@@ -307,6 +308,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app.add_dependency(handlers.ingest)  # started and stopped with the app
     app.add_dependency(handlers.states)
+    app.add_dependency(Correlation(settings, handlers.metrics, handlers.ingest))  # the dispatch join, after ingest
     watchdog = Watchdog(app, handlers.states.records_to_restore)
     app.add_dependency(watchdog)  # a crashed app, agent or service ends the process
 

@@ -19,6 +19,7 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,13 +29,15 @@ from mode import Service
 
 from stream import records
 from stream.config import Settings
+from stream.dispatches import DISPATCH, Unclaimed, decode_dispatch, known_from_headers, route
+from stream.domain.correlate import Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
 from stream.kafka.client import kafka_client_options
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Writer
 from stream.metrics import Metrics
-from stream.resolver import FORMATS, DeadLetter, events_of
+from stream.resolver import FORMATS, DeadLetter, items_of
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class RawIngest(Service):
         self.settings = settings
         self.metrics = metrics
         self.formats = {settings.raw_topic(name): name for name in FORMATS}
+        self.formats[settings.dispatches_topic] = DISPATCH  # dispatch records: the join's other side
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.writer: Writer | None = None
@@ -160,6 +164,7 @@ class RawIngest(Service):
         """
         s = self.settings
         packs: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        by_message: dict[int, list[Any]] = defaultdict(list)  # memberless statuses and dispatches
         letters: list[Record] = []
         for record in batch:
             for item in self._items(record):
@@ -167,18 +172,34 @@ class RawIngest(Service):
                     self.metrics.dead_letter(item.error)
                     letter = item.at(topic=record.topic, partition=record.partition, offset=record.offset)
                     letters.append((record.partition % s.partitions, record.key, orjson.dumps(letter.document())))
+                elif isinstance(item, Dispatch | Held):
+                    partition, fields = route(item, s.partitions)
+                    by_message[partition].append(fields)
                 else:
                     packs[partition_of(item.member_id.encode(), s.partitions)].append(records.event_fields(item))
         written = [(p, None, pack) for p, events in packs.items() for pack in cut_packs(events)]
         await self._write_all(s.by_member_topic, written)
+        await self._write_all(
+            s.by_message_topic, [(p, None, pack) for p, items in by_message.items() for pack in cut_packs(items)]
+        )
         await self._write_all(s.dlq_topic, letters)
 
-    def _items(self, record: Any) -> list[Event | DeadLetter]:
+    def _items(self, record: Any) -> list[Event | DeadLetter | Dispatch | Held[Unclaimed]]:
         # One record's events and dead letters. Whatever goes wrong in decoding it, even a bug of
         # ours, stays with that record: it is dead-lettered with the exception's words, and the
         # rest of the batch goes on.
         try:
-            return list(events_of(record.value, self.formats[record.topic]))
+            record_format = self.formats[record.topic]
+            if record_format == DISPATCH:
+                try:
+                    return [decode_dispatch(record.value)]
+                except BadEventError as error:
+                    return [DeadLetter(record.value, error)]
+            origin = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            return [
+                replace(item, payload=item.payload.at(**origin)) if isinstance(item, Held) else item
+                for item in items_of(record.value, record_format, known_from_headers(record.headers))
+            ]
         except Exception as error:
             if type(error) not in self._reported:
                 self._reported.add(type(error))

@@ -56,6 +56,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     return [
         *[NewTopic(settings.raw_topic(name), n, rf, topic_configs={**_RAW, **isr}) for name in FORMATS],
         NewTopic(settings.by_member_topic, n, rf, topic_configs=isr),
+        NewTopic(settings.dispatches_topic, n, rf, topic_configs=isr),
+        NewTopic(settings.by_message_topic, n, rf, topic_configs=isr),
+        NewTopic(settings.hold_changelog_topic, n, rf, topic_configs={**changelog, **isr}),
         NewTopic(settings.output_topic, n, rf, topic_configs={**_COMPACTED, **isr}),
         NewTopic(settings.dlq_topic, n, rf, topic_configs={**_DLQ, **isr}),
         NewTopic(settings.changelog_topic, n, rf, topic_configs={**changelog, **isr}),
@@ -164,7 +167,7 @@ async def partition_mismatches(settings: Settings) -> list[str]:
         One sentence per mismatched topic; empty when all is well.
 
     """
-    topics = [settings.by_member_topic, settings.output_topic]
+    topics = [settings.by_member_topic, settings.output_topic, settings.by_message_topic, settings.hold_changelog_topic]
     admin = admin_client(settings)
     await admin.start()
     try:

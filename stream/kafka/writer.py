@@ -15,7 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 Record = tuple[int, bytes | None, bytes]
 """A record to write: (partition, key, value)."""
+Tombstone = tuple[int, bytes, None]
+"""A record that deletes its key from a compacted topic."""
+_R = TypeVar("_R", Record, Record | Tombstone)
 
 _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 _AWAY = (KafkaTimeoutError, KafkaConnectionError, TimeoutError, ConnectionError)
@@ -81,7 +84,7 @@ class Writer:
         # store records how far the changelog it wrote is reflected in it.
         self.acked_ends: dict[tuple[str, int], int] = {}
 
-    async def write(self, topic: str, records: Sequence[Record]) -> list[tuple[Record, BaseException]]:
+    async def write(self, topic: str, records: Sequence[_R]) -> list[tuple[_R, BaseException]]:
         """
         Write ``records`` to ``topic``; return once each is acknowledged or failed for good.
 
@@ -97,7 +100,7 @@ class Writer:
 
         """
         pending = list(records)
-        permanent: list[tuple[Record, BaseException]] = []
+        permanent: list[tuple[_R, BaseException]] = []
         pause = self.backoff
         while pending:
             failed = await self._write_once(topic, pending)
@@ -118,18 +121,18 @@ class Writer:
                 pause = min(pause * 2, self.max_backoff)
         return permanent
 
-    async def _write_once(self, topic: str, records: list[Record]) -> list[tuple[list[Record], BaseException]]:
+    async def _write_once(self, topic: str, records: list[_R]) -> list[tuple[list[_R], BaseException]]:
         producer = self.producer
-        by_partition: dict[int, list[Record]] = defaultdict(list)
+        by_partition: dict[int, list[_R]] = defaultdict(list)
         for record in records:
             by_partition[record[0]].append(record)
-        sent: list[tuple[int, list[Record], Any]] = []
-        failed: list[tuple[list[Record], BaseException]] = []
+        sent: list[tuple[int, list[_R], Any]] = []
+        failed: list[tuple[list[_R], BaseException]] = []
         for partition, items in by_partition.items():
             if not await self._knows(topic, partition):
                 failed.append((items, PartitionNotKnownError(topic, partition)))
                 continue
-            batch, in_batch = producer.create_batch(), list[Record]()
+            batch, in_batch = producer.create_batch(), list[_R]()
             for record in items:
                 if batch.append(key=record[1], value=record[2], timestamp=None) is None:  # full: ship it
                     sent.append((partition, in_batch, await self._send(batch, topic, partition)))

@@ -35,6 +35,15 @@ class Provider(Protocol):
     CHANNELS: tuple[str, ...]
     VOCABULARY: vocab.Vocabulary
 
+    def dispatch_message_id(self, message_id: str) -> str:
+        """
+        Return the id the send API returned for the message a status (or a dispatch) names.
+
+        Both sides of the join go through it, so it must be idempotent: SendGrid's ``sg_message_id``
+        becomes its prefix, the ``X-Message-Id``; Mailgun's ids lose their angle brackets.
+        """
+        ...
+
     def envelopes_from_body(self, body: bytes | str) -> list[Result]:
         """
         Split one webhook body into envelopes, one per event, in order.
@@ -148,13 +157,33 @@ def envelope(  # noqa: PLR0913 - one envelope field each
     return built
 
 
-def no_member(name: str, index: int, looked_in: str, field: str) -> BadEventError:
-    """Return the dead-letter error of an event that names no member: where it was looked for."""
-    return BadEventError(
+class NoMemberError(BadEventError):
+    """
+    An event that names no member of ours: where the member was looked for, and the event's envelope without one.
+
+    Without a dispatch record to join it with (``statusflow resolve`` without ``--dispatches``) it is
+    dead-lettered as it stands (``missing_field``); with them, the envelope is held until the
+    dispatch of its ``message_id`` names the member (``stream/dispatches.py``).
+    """
+
+    def __init__(self, reason: str, field: str, message: str, partial: dict[str, Any]) -> None:
+        super().__init__(reason, field, message)
+        self.partial = partial
+
+
+def no_member(name: str, index: int, looked_in: str, field: str, partial: dict[str, Any]) -> NoMemberError:
+    """Return the error of an event that names no member: where it was looked for, and its envelope without one."""
+    return NoMemberError(
         "missing_field",
         f"[{index}].{field}",
         f"{name} event {index} names no member: looked for member_id in {looked_in}",
+        partial,
     )
+
+
+def message_id_as_sent(message_id: str) -> str:
+    """Return the message id a dispatch record names for a status's ``message_id``: for most providers, itself."""
+    return message_id
 
 
 def not_an_object(name: str, index: int) -> BadEventError:

@@ -15,7 +15,17 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, as_dict, callback_data, envelope, load_json, missing, no_member, text
+from stream.providers.base import (
+    Result,
+    as_dict,
+    callback_data,
+    envelope,
+    load_json,
+    message_id_as_sent,
+    missing,
+    no_member,
+    text,
+)
 
 NAME = "Infobip"
 SOURCE = "infobip"
@@ -71,6 +81,10 @@ VOCABULARY: Vocabulary = {
 _GROUPS = frozenset({"PENDING", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"})
 
 
+# The send API returns the id the provider's events name.
+dispatch_message_id = message_id_as_sent
+
+
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
     Read one delivery report body: one event per result.
@@ -97,12 +111,10 @@ def _envelope(index: int, result: object) -> dict[str, Any] | BadEventError:
     if text(status.get("name")) is None and text(status.get("groupName")) is None:
         return missing(NAME, index, "status.name", "status")
     member = callback_data(result.get("callbackData"))
-    if "member_id" not in member:
-        return no_member(NAME, index, "callbackData", "callbackData")
     error = as_dict(result.get("error"))
     message_id = text(result.get("messageId"))
     key = _status(status, error)
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="sms",
         status=key,
@@ -117,6 +129,9 @@ def _envelope(index: int, result: object) -> dict[str, Any] | BadEventError:
             "permanent": error.get("permanent"),
         },
     )
+    if "member_id" not in member:
+        return no_member(NAME, index, "callbackData", "callbackData", built)
+    return built
 
 
 def _status(status: dict[str, Any], error: dict[str, Any]) -> str:

@@ -72,15 +72,8 @@ def _envelope(index: int, item: object) -> dict[str, Any] | BadEventError:
     if name is None:
         return missing(NAME, index, "event-data.event", "event name")
     member = ours(data.get("user-variables"))
-    if "member_id" not in member:
-        return no_member(
-            NAME,
-            index,
-            "the custom variables (event-data.user-variables.member_id)",
-            "event-data.user-variables.member_id",
-        )
     delivery = as_dict(data.get("delivery-status"))
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="email",
         status=_status(name, data),
@@ -94,6 +87,25 @@ def _envelope(index: int, item: object) -> dict[str, Any] | BadEventError:
             "description": delivery.get("description") or delivery.get("message"),
         },
     )
+    if "member_id" not in member:
+        return no_member(
+            NAME,
+            index,
+            "the custom variables (event-data.user-variables.member_id)",
+            "event-data.user-variables.member_id",
+            built,
+        )
+    return built
+
+
+def dispatch_message_id(message_id: str) -> str:
+    """
+    Return a Mailgun message id without angle brackets.
+
+    The send API answers ``{"id": "<20240101.1@mg.example.com>"}``; events carry
+    ``event-data.message.headers.message-id`` without the brackets.
+    """
+    return message_id.strip().removeprefix("<").removesuffix(">")
 
 
 def _status(name: str, data: dict[str, Any]) -> str:

@@ -13,7 +13,17 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, envelope, json_items, missing, no_member, not_an_object, ours, text
+from stream.providers.base import (
+    Result,
+    envelope,
+    json_items,
+    message_id_as_sent,
+    missing,
+    no_member,
+    not_an_object,
+    ours,
+    text,
+)
 
 NAME = "Postmark"
 SOURCE = "postmark"
@@ -64,6 +74,10 @@ _TIME_FIELDS = ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt")
 _DETAIL_FIELDS = ("Type", "TypeCode", "Description", "Details", "SuppressionReason", "Origin", "MessageStream")
 
 
+# The send API returns the id the provider's events name.
+dispatch_message_id = message_id_as_sent
+
+
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
     Read one webhook body (or a JSON array of them): one event each.
@@ -82,13 +96,11 @@ def _envelope(index: int, record: object) -> dict[str, Any] | BadEventError:
     if record_type is None:
         return missing(NAME, index, "RecordType", "record type")
     member = ours(record.get("Metadata"))
-    if "member_id" not in member:
-        return no_member(NAME, index, "the message Metadata (Metadata.member_id)", "Metadata.member_id")
     message_id = text(record.get("MessageID"))
     occurred_at = next((record[field] for field in _TIME_FIELDS if record.get(field)), None)
     bounce_id = record.get("ID") if record_type in {"Bounce", "SpamComplaint"} else None
     event_id = f"{message_id}:{record_type}:{occurred_at}" if message_id else None
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="email",
         status=_status(record_type, record),
@@ -98,6 +110,9 @@ def _envelope(index: int, record: object) -> dict[str, Any] | BadEventError:
         message_id=message_id,
         detail={field: record[field] for field in _DETAIL_FIELDS if field in record},
     )
+    if "member_id" not in member:
+        return no_member(NAME, index, "the message Metadata (Metadata.member_id)", "Metadata.member_id", built)
+    return built
 
 
 def _status(record_type: str, record: dict[str, Any]) -> str:

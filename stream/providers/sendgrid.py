@@ -82,9 +82,7 @@ def _envelope(index: int, event: object) -> dict[str, Any] | BadEventError:
     if not isinstance(name, str) or not name:
         return BadEventError("missing_field", f"[{index}].event", f"SendGrid event {index} has no event name")
     member = ours(event)
-    if "member_id" not in member:
-        return no_member(NAME, index, "the custom args (member_id at the event's top level)", "member_id")
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="email",
         status=_status(name, event),
@@ -94,6 +92,19 @@ def _envelope(index: int, event: object) -> dict[str, Any] | BadEventError:
         message_id=event.get("sg_message_id"),
         detail={field: event[field] for field in _DETAIL_FIELDS if field in event},
     )
+    if "member_id" not in member:
+        return no_member(NAME, index, "the custom args (member_id at the event's top level)", "member_id", built)
+    return built
+
+
+def dispatch_message_id(message_id: str) -> str:
+    """
+    Return the ``X-Message-Id`` the send API returned: the prefix of an event's ``sg_message_id``.
+
+    An event's ``sg_message_id`` is that id, a dot and what SendGrid's filter adds
+    (``14c5d75ce93.dfd.64b469.filter0001…`` names ``14c5d75ce93``); an id without a dot is itself.
+    """
+    return message_id.split(".", 1)[0]
 
 
 def _status(name: str, event: dict[str, Any]) -> str:

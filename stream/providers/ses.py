@@ -22,7 +22,18 @@ import orjson
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, COMPLAINT, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, as_dict, envelope, json_items, missing, no_member, not_an_object, ours, text
+from stream.providers.base import (
+    Result,
+    as_dict,
+    envelope,
+    json_items,
+    message_id_as_sent,
+    missing,
+    no_member,
+    not_an_object,
+    ours,
+    text,
+)
 from stream.providers.signing import ACCEPTED, Verdict, b64decode, refused
 
 if TYPE_CHECKING:
@@ -91,6 +102,10 @@ _DETAIL_FIELDS = (
 _SNS_NOT_EVENTS = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
 
 
+# The send API returns the id the provider's events name.
+dispatch_message_id = message_id_as_sent
+
+
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
     Read one SES record (raw or in an SNS Notification), or a JSON array of them.
@@ -135,12 +150,10 @@ def _envelope(index: int, body: object) -> dict[str, Any] | BadEventError:
         return missing(NAME, index, "eventType", "event type")
     mail = as_dict(record.get("mail"))
     member = ours(mail.get("tags"))
-    if "member_id" not in member:
-        return no_member(NAME, index, "the message tags (mail.tags.member_id)", "mail.tags.member_id")
     details = as_dict(record.get(_DETAIL_OBJECT.get(event_type, "")))
     message_id = text(mail.get("messageId"))
     occurred_at = details.get("timestamp") or mail.get("timestamp")
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="email",
         status=_status(event_type, details),
@@ -150,6 +163,9 @@ def _envelope(index: int, body: object) -> dict[str, Any] | BadEventError:
         message_id=message_id,
         detail={field: details[field] for field in _DETAIL_FIELDS if field in details},
     )
+    if "member_id" not in member:
+        return no_member(NAME, index, "the message tags (mail.tags.member_id)", "mail.tags.member_id", built)
+    return built
 
 
 def _status(event_type: str, details: dict[str, Any]) -> str:

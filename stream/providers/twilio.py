@@ -22,7 +22,7 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, envelope, load_json, missing, no_member, ours, text
+from stream.providers.base import Result, envelope, load_json, message_id_as_sent, missing, no_member, ours, text
 from stream.providers.signing import ACCEPTED, Verdict, header, refused, same
 
 NAME = "Twilio"
@@ -69,6 +69,9 @@ VOCABULARY: Vocabulary = {
 
 _FAILURES = frozenset({"failed", "undelivered"})
 
+# The send API's "sid" (SM…, MM…) is the callbacks' MessageSid.
+dispatch_message_id = message_id_as_sent
+
 
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
@@ -96,14 +99,12 @@ def _envelope(fields: dict[str, Any]) -> dict[str, Any] | BadEventError:
     if status is None:
         return missing(NAME, 0, "MessageStatus", "status")
     member = ours(fields)
-    if "member_id" not in member:
-        return no_member(NAME, 0, "the member_id query parameter of the status callback URL", "member_id")
     occurred_at = _done_date(fields.get("RawDlrDoneDate")) or fields.get("received_at")
     if occurred_at in (None, ""):
         return missing(NAME, 0, "received_at", "time: a status callback has none, the poster adds received_at")
     code = _error_code(fields.get("ErrorCode"))
     message_id = text(fields.get("MessageSid")) or text(fields.get("SmsSid"))
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel=_channel(fields),
         status=code if code is not None and status.lower() in _FAILURES and code in VOCABULARY else status,
@@ -113,6 +114,9 @@ def _envelope(fields: dict[str, Any]) -> dict[str, Any] | BadEventError:
         message_id=message_id,
         detail={"status": status, "error_code": code, "error_message": fields.get("ErrorMessage")},
     )
+    if "member_id" not in member:
+        return no_member(NAME, 0, "the member_id query parameter of the status callback URL", "member_id", built)
+    return built
 
 
 def _channel(fields: dict[str, Any]) -> str:

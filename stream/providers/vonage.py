@@ -19,7 +19,17 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, callback_data, envelope, load_json, missing, no_member, ours, text
+from stream.providers.base import (
+    Result,
+    callback_data,
+    envelope,
+    load_json,
+    message_id_as_sent,
+    missing,
+    no_member,
+    ours,
+    text,
+)
 
 NAME = "Vonage"
 SOURCE = "vonage"
@@ -63,6 +73,10 @@ _FAILURES = frozenset({"failed", "rejected", "expired", "unknown"})
 _VONAGE_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
+# The send API returns the id the provider's events name.
+dispatch_message_id = message_id_as_sent
+
+
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
     Read one delivery receipt: one event.
@@ -91,11 +105,9 @@ def _envelope(fields: dict[str, Any]) -> dict[str, Any] | BadEventError:
     if status is None:
         return missing(NAME, 0, "status", "status")
     member = ours(fields) or callback_data(fields.get("client-ref"))
-    if "member_id" not in member:
-        return no_member(NAME, 0, "the member_id query parameter of the callback URL, then client-ref", "member_id")
     code = _error_code(fields.get("err-code"))
     message_id = text(fields.get("messageId"))
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="sms",
         status=code if status.lower() in _FAILURES and code in VOCABULARY else status,
@@ -105,6 +117,10 @@ def _envelope(fields: dict[str, Any]) -> dict[str, Any] | BadEventError:
         message_id=message_id,
         detail={"status": status, "err_code": code, "network_code": fields.get("network-code")},
     )
+    if "member_id" not in member:
+        looked_in = "the member_id query parameter of the callback URL, then client-ref"
+        return no_member(NAME, 0, looked_in, "member_id", built)
+    return built
 
 
 def _error_code(value: object) -> int | None:

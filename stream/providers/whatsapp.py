@@ -18,7 +18,17 @@ from typing import Any
 
 from stream.domain.errors import BadEventError
 from stream.domain.vocab import BOUNCED, FINAL, PROVIDER_FAILED, TEMPORARY, Vocabulary
-from stream.providers.base import Result, as_dict, callback_data, envelope, load_json, missing, no_member, text
+from stream.providers.base import (
+    Result,
+    as_dict,
+    callback_data,
+    envelope,
+    load_json,
+    message_id_as_sent,
+    missing,
+    no_member,
+    text,
+)
 from stream.providers.signing import ACCEPTED, Verdict, header, refused, same
 
 NAME = "WhatsApp"
@@ -55,6 +65,10 @@ VOCABULARY: Vocabulary = {
 }
 
 
+# The send API returns the id the provider's events name.
+dispatch_message_id = message_id_as_sent
+
+
 def envelopes_from_body(body: bytes | str) -> list[Result]:
     """
     Read one webhook body: one event per status.
@@ -85,13 +99,11 @@ def _envelope(index: int, status: object) -> dict[str, Any] | BadEventError:
     if name is None:
         return missing(NAME, index, "status", "status")
     member = callback_data(status.get("biz_opaque_callback_data"))
-    if "member_id" not in member:
-        return no_member(NAME, index, "biz_opaque_callback_data", "biz_opaque_callback_data")
     errors = status.get("errors")
     error = as_dict(errors[0]) if isinstance(errors, list) and errors else {}
     code = error.get("code")
     message_id = text(status.get("id"))
-    return envelope(
+    built = envelope(
         source=SOURCE,
         channel="whatsapp",
         status=code if name == "failed" and isinstance(code, int) and code in VOCABULARY else name,
@@ -101,6 +113,9 @@ def _envelope(index: int, status: object) -> dict[str, Any] | BadEventError:
         message_id=message_id,
         detail={"status": name, "error_code": code, "error_title": error.get("title")},
     )
+    if "member_id" not in member:
+        return no_member(NAME, index, "biz_opaque_callback_data", "biz_opaque_callback_data", built)
+    return built
 
 
 def _epoch(value: object) -> object:

@@ -41,11 +41,15 @@ def test_check_passes_on_the_topics_the_worker_creates_and_names_each_difference
 
 def test_create_makes_the_missing_topics_and_check_then_agrees(pipeline: Pipeline) -> None:
     """Topics for a new app id are created with their configs; a second create makes none."""
-    created = topics(pipeline, "create", "--app-id", f"{pipeline.settings.app_id}-2")
-    again = topics(pipeline, "create", "--app-id", f"{pipeline.settings.app_id}-2")
-    checked = topics(pipeline, "check", "--app-id", f"{pipeline.settings.app_id}-2")
+    app_id = f"{pipeline.settings.app_id}-2"
+    created = topics(pipeline, "create", "--app-id", app_id)
+    # KRaft acknowledges a creation before the broker's metadata lists it: ask until it does.
+    pipeline.wait_for(lambda: topics(pipeline, "check", "--app-id", app_id).returncode == 0, 60, "the new topics")
+    again = topics(pipeline, "create", "--app-id", app_id)
+    checked = topics(pipeline, "check", "--app-id", app_id)
 
     assert 0 == created.returncode
-    assert "created 3:" in created.stderr  # by-member, changelog, leader; the raw and output topics exist
+    # by-member, by-message, both changelogs, leader; the raw, dispatch and output topics exist
+    assert "created 5:" in created.stderr
     assert "created 0:" in again.stderr
     assert (0, "") == (checked.returncode, checked.stdout)

@@ -369,3 +369,59 @@ def test_every_format_is_a_resolve_and_produce_choice_and_every_provider_is_in_c
         listed = {r["status"] for r in rows if r["source"] == provider.SOURCE}
         assert {str(status) for status in provider.VOCABULARY} == listed
         assert f"\n{provider.SOURCE} " in table
+
+
+# The samples whose event without a member names its message id (SendGrid's and Mailgun's name none:
+# tests/unit/test_correlate.py joins theirs).
+JOINABLE = ["twilio", "ses", "infobip", "whatsapp", "vonage", "postmark"]
+
+
+@pytest.mark.parametrize("name", JOINABLE)
+def test_resolve_with_dispatches_gives_memberless_events_their_member_and_dead_letters_the_unmatched(
+    statusflow: Runner, validate: Validate, name: str, tmp_path: Path
+) -> None:
+    """Each provider's documented bodies: the event without a member joins its dispatch; without one it is unmatched at the end."""
+    from stream.domain.correlate import Held
+    from stream.resolver import items_of
+
+    bodies, _, field = PROVIDER_BODIES[name]
+    waiting = [item for body in bodies for item in items_of(body, name) if isinstance(item, Held)]
+    assert waiting, "each provider's sample has an event without a member"
+    dispatches = [
+        {"provider": name, "message_id": held.message_id, "member_id": "m2", "occurred_at": "2025-01-01T12:00:00Z"}
+        for held in waiting
+    ]
+    for record in dispatches:
+        validate("dispatch.v1.json", record)
+    (tmp_path / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
+    (tmp_path / "dispatches.jsonl").write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in dispatches))
+    (tmp_path / "none.jsonl").write_bytes(b"")
+
+    joined = statusflow(
+        "resolve", "--format", name, "--dispatches", str(tmp_path / "dispatches.jsonl"), str(tmp_path / "bodies.txt")
+    )
+    unmatched = statusflow(
+        "resolve", "--format", name, "--dispatches", str(tmp_path / "none.jsonl"), "--dlq", str(tmp_path / "dlq.jsonl"),
+        str(tmp_path / "bodies.txt"),
+    )  # fmt: skip
+    letters = jsonl((tmp_path / "dlq.jsonl").read_bytes())
+
+    assert (0, 0) == (joined.returncode, unmatched.returncode), (joined.stderr, unmatched.stderr)
+    assert ["m1", "m2"] == [state["member_id"] for state in jsonl(joined.stdout)]
+    assert b"dead-lettered 0" in joined.stderr
+    assert ["m1"] == [state["member_id"] for state in jsonl(unmatched.stdout)]
+    assert {("unmatched_message", field)} == {(d["error"]["reason"], d["error"]["field"]) for d in letters}
+    for letter in letters:
+        validate("dead-letter.v1.json", letter)
+        assert letter["file"].endswith("bodies.txt")
+        assert "the input has no dispatch record" in letter["error"]["message"]
+
+
+def test_resolve_dispatches_needs_a_provider_format_and_an_existing_file(statusflow: Runner, tmp_path: Path) -> None:
+    """Usage errors exit 2 with the reason."""
+    (tmp_path / "d.jsonl").write_bytes(b"")
+    envelope = statusflow("resolve", "--dispatches", str(tmp_path / "d.jsonl"), stdin=b"")
+    missing = statusflow("resolve", "--format", "twilio", "--dispatches", str(tmp_path / "nope.jsonl"), stdin=b"")
+    assert (2, 2) == (envelope.returncode, missing.returncode)
+    assert b"needs a provider --format" in envelope.stderr
+    assert b"no such file" in missing.stderr

@@ -12,7 +12,7 @@ from stream.providers.registry import FORMATS
 
 
 def test_the_worker_reads_raw_and_internal_topics_and_writes_only_what_it_produces() -> None:
-    """Read on raw, re-key, changelog and leader topics; Write on re-key, changelog, output, dead letters."""
+    """Read on raw, dispatch, re-key, changelog and leader topics; Write on re-key, changelog, output, dead letters."""
     acls = worker_acls(Settings(app_id="sf"), creates_topics=False)
 
     reads = {a.name for a in acls if a.operation == "Read" and a.kind == "topic"}
@@ -22,15 +22,23 @@ def test_the_worker_reads_raw_and_internal_topics_and_writes_only_what_it_produc
     expected = {
         "message-events",
         *(f"message-events.{name}" for name in FORMATS if name != "envelope"),
+        "message-dispatches",
         "sf-events-by-member",
+        "sf-events-by-message",
+        "sf-dispatch-hold-changelog",
         "sf-member-states-changelog",
         "sf-__assignor-__leader",
     }
     assert expected == reads
-    assert {"sf-events-by-member", "sf-member-states-changelog", "campaign-member-status", "message-events.dlq"} == (
-        writes
-    )
-    assert {"sf", "sf-ingest"} == groups
+    assert {
+        "sf-events-by-member",
+        "sf-events-by-message",
+        "sf-dispatch-hold-changelog",
+        "sf-member-states-changelog",
+        "campaign-member-status",
+        "message-events.dlq",
+    } == writes
+    assert {"sf", "sf-ingest", "sf-correlate"} == groups
     assert not any(a.operation == "Create" for a in acls)
 
 
@@ -38,7 +46,7 @@ def test_create_is_granted_only_to_a_worker_that_creates_topics() -> None:
     """With creates_topics, Create on each of its topics and nothing broader (no cluster ACL)."""
     acls = worker_acls(Settings(app_id="sf"))
 
-    assert len(FORMATS) + 5 == len([a for a in acls if a.operation == "Create" and a.kind == "topic"])
+    assert len(FORMATS) + 8 == len([a for a in acls if a.operation == "Create" and a.kind == "topic"])
     assert not any(a.kind == "cluster" for a in acls)
 
 

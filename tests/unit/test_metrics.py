@@ -258,3 +258,37 @@ def test_message_counts_do_not_depend_on_the_order_events_arrive_in() -> None:
         ]
 
     assert [1.0, 1.0, 0.0, 1.0] == counts(forward) == counts(backward)
+
+
+def test_statuses_found_or_not_through_dispatch_records_are_counted_per_provider() -> None:
+    """Matched and unmatched per provider format, every provider's series there from the start; unmatched is a dead letter too."""
+    import urllib.parse
+
+    import orjson
+
+    from stream.providers.registry import PROVIDERS
+    from stream.resolver import DeadLetter, DispatchJoin, Sinks
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    dead: list[DeadLetter] = []
+    join = DispatchJoin("twilio", {}, Tally(), Sinks(dead.append, None, metrics, metrics.correlated))
+
+    def callback(sid: str) -> bytes:
+        fields = {"MessageSid": sid, "MessageStatus": "delivered", "received_at": "1735732805"}
+        return urllib.parse.urlencode(fields).encode()
+
+    dispatch = {"provider": "twilio", "message_id": "SM1", "member_id": "m1", "occurred_at": 1735732800}
+    join.dispatches([("d", 1, orjson.dumps(dispatch))])
+    join.lines([("b", 1, callback("SM1")), ("b", 2, callback("SM2")), ("b", 3, callback("SM3"))])
+    join.finish()
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert 1 == value("statusflow_matched_statuses_total", provider="twilio")
+    assert 2 == value("statusflow_unmatched_statuses_total", provider="twilio")
+    assert 2 == value("statusflow_dead_letters_total", reason="unmatched_message")
+    for provider in PROVIDERS:
+        assert value("statusflow_held_statuses", provider=provider) == 0
+        assert value("statusflow_dispatches_total", provider=provider) == 0

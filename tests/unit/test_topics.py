@@ -16,7 +16,8 @@ def test_every_topic_the_worker_creates_gets_the_replication_and_min_isr(
     """Raw, re-key, output, dead-letter, changelog and leader topics: all at the configured durability."""
     specs = topic_specs(Settings(app_id="sf", replication_factor=replication, min_insync_replicas=min_isr))
 
-    assert len(FORMATS) + 5 == len(specs)  # a raw topic per format, re-key, output, dead letters, changelog, leader
+    # a raw topic per format, dispatches, two re-keys, output, dead letters, two changelogs, leader
+    assert len(FORMATS) + 8 == len(specs)
     assert {replication} == {spec.replication_factor for spec in specs}
     assert {expected_isr} == {spec.topic_configs["min.insync.replicas"] for spec in specs}
 
