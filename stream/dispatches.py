@@ -32,7 +32,7 @@ _CONTROL = {chr(c) for c in (*range(32), *range(127, 160))}
 # The worker's name for the dispatch topic's records, beside the raw formats.
 DISPATCH = "dispatch"
 # Record headers the webhook receiver sets from the callback URL's query (issue 12, part 3).
-_HEADER_FIELDS = ("member_id", "campaign_id", "message_type")
+_HEADER_FIELDS = ("member_id", "campaign_id", "message_type", "received_at")
 
 
 @dataclass(frozen=True, slots=True)

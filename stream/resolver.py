@@ -170,13 +170,16 @@ def items_of(
             yield DeadLetter(record, error)
         return
     source = registry.provider(record_format)
+    # A provider whose bodies lack what the receiver knew (Twilio: the time) reads it from there.
+    with_context = getattr(source, "envelopes_with_context", None)
     try:
-        envelopes = source.envelopes_from_body(record)
+        envelopes = with_context(record, known) if known and with_context else source.envelopes_from_body(record)
     except BadEventError as error:
         yield DeadLetter(record, error)
         return
+    member_known = {k: v for k, v in known.items() if k != "received_at"} if known else None
     for index, (event, envelope) in enumerate(envelopes):
-        yield _item(record_format, source.NAME, index, event, envelope, known, hold=hold)
+        yield _item(record_format, source.NAME, index, event, envelope, member_known, hold=hold)
 
 
 def _item(  # noqa: PLR0913, PLR0917 - one event of a body, with what decides its fate

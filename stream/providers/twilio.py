@@ -81,6 +81,21 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
         BadEventError: neither form-encoded nor a JSON object.
 
     """
+    return envelopes_with_context(body, {})
+
+
+def envelopes_with_context(body: bytes | str, context: Mapping[str, str]) -> list[Result]:
+    """
+    Read one status callback, with what the webhook receiver knew beside the body.
+
+    ``statusflow webhooks`` writes the body unchanged and puts the callback URL's query parameters
+    (``member_id``…) and the time it received the callback (``received_at``) in record headers;
+    each fills the field of that name when the body has none.
+
+    Raises:
+        BadEventError: neither form-encoded nor a JSON object.
+
+    """
     raw = body.decode(errors="replace") if isinstance(body, bytes) else body
     if raw.lstrip().startswith(("{", "[")):
         fields = load_json(raw, "Twilio body")
@@ -91,6 +106,8 @@ def envelopes_from_body(body: bytes | str) -> list[Result]:
             fields = dict(urllib.parse.parse_qsl(raw.strip(), keep_blank_values=True, strict_parsing=True))
         except ValueError as error:
             raise BadEventError("malformed_json", "", f"a Twilio body is form-encoded fields: {error}") from None
+    for name, value in context.items():
+        fields.setdefault(name, value)
     return [(fields, _envelope(fields))]
 
 

@@ -6,8 +6,10 @@ import urllib.parse
 
 import pytest
 
+from stream.dispatches import known_from_headers
 from stream.domain.model import Event
 from stream.providers import twilio
+from stream.resolver import items_of
 from tests.providers_support import decoded, letter, outcome
 
 # (MessageStatus, ErrorCode) per vocabulary entry, as the status callback guide and the error
@@ -101,6 +103,21 @@ def test_the_carrier_done_date_is_the_event_time_when_twilio_passes_it_on() -> N
 
     assert isinstance(event, Event)
     assert 1_735_732_860_000 == event.decision.occurred_at
+
+
+def test_a_callback_through_the_receiver_takes_its_time_and_member_from_the_record_headers() -> None:
+    """The receiver writes Twilio's body unchanged; its headers carry received_at and the URL's member_id."""
+    body = b"MessageSid=SM9&MessageStatus=delivered&To=%2B4512345678"
+    headers = [("member_id", b"cm-9"), ("received_at", b"2025-01-01T12:00:00Z"), ("format", b"twilio")]
+
+    (event,) = items_of(body, "twilio", known_from_headers(headers))
+
+    assert isinstance(event, Event)
+    assert ("cm-9", 1_735_732_800_000, 2020) == (
+        event.member_id,
+        event.decision.occurred_at,
+        event.decision.outcome.code,
+    )
 
 
 def test_a_twilio_json_body_reads_like_a_form() -> None:
