@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 export STATUSFLOW_KAFKA_HEAP ?= 768m
 
 .PHONY: install run test check lint format typecheck unit-tests integration-tests e2e-tests \
-        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker bench-restart bench-state bench-webhooks bench-dispatch kafka-start kafka-stop tools tools-run clean
+        alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker bench-restart bench-state \
+        bench-webhooks bench-dispatch bench-record bench-peers bench-latency kafka-start kafka-stop tools tools-run clean
 
 ## Everything needed to run and test, into ./.venv (idempotent; re-runs when pyproject.toml changes)
 install: $(STAMP)
@@ -68,6 +69,12 @@ bench-webhooks: install
 	$(PY) bench/webhooks_bench.py
 bench-dispatch: install
 	$(PY) bench/dispatch_bench.py
+bench-record: install
+	$(PY) bench/record_bench.py
+bench-peers: install
+	$(PY) bench/peers_bench.py
+bench-latency: install
+	$(PY) bench/latency_bench.py
 
 kafka-start:
 	deploy/kafka/kafka.sh start

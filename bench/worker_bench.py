@@ -24,115 +24,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import NewTopic
+from kafka_runs import ROOT, create_topic, passthrough, worker_round
 
 from stream.config import Secret, Settings
 from stream.kafka.acls import acl_commands, worker_acls
-from stream.kafka.client import kafka_client_options
 from stream.kafka.producer import member_key, produce_lines
-from stream.kafka.topics import admin_client, ensure_topics
+from stream.kafka.topics import ensure_topics
 from stream.synthetic import stream
 
-ROOT = Path(__file__).resolve().parents[1]
 PORT = 29092
-
-
-async def passthrough(settings: Settings, total: int, group: str) -> float:
-    consumer = AIOKafkaConsumer(
-        settings.events_topic,
-        **kafka_client_options(settings),
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=True,
-    )
-    producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", linger_ms=5)
-    await consumer.start()
-    await producer.start()
-    seen = 0
-    first = 0.0
-    try:
-        while seen < total:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batch.values():
-                if not first and records:
-                    first = time.perf_counter()
-                for record in records:
-                    await producer.send(f"{settings.output_topic}.baseline", record.value, key=record.key)
-                seen += len(records)
-        await producer.flush()
-        return total / (time.perf_counter() - first)
-    finally:
-        await producer.stop()
-        await consumer.stop()
-
-
-async def create_baseline_topic(settings: Settings) -> None:
-    admin = admin_client(settings)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(f"{settings.output_topic}.baseline", settings.partitions, 1)])
-    finally:
-        await admin.close()
-
-
-def handled(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(("statusflow_events_total{", "statusflow_duplicate_events_total{"))
-    )
-
-
-def worker_round(  # noqa: PLR0913 - a benchmark round is described by all of these
-    settings: Settings, total: int, app_id: str, web_port: int, workdir: Path, *, extra: dict[str, str] | None = None
-) -> float:
-    env = {
-        **os.environ,
-        **settings.environment(),
-        **(extra or {}),
-        "STATUSFLOW_APP_ID": app_id,
-        "STATUSFLOW_EVENTS_TOPIC": settings.events_topic,
-        "STATUSFLOW_OUTPUT_TOPIC": settings.output_topic,
-        "STATUSFLOW_DATA_DIR": str(workdir / app_id),
-    }
-    log = (workdir / f"{app_id}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stream", "worker", "--web-port", str(web_port)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=ROOT,
-    )
-    try:
-        first = last = 0.0
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            count = handled(web_port)
-            now = time.perf_counter()
-            if count and not first:
-                first, first_count = now, count
-            if count >= total:
-                last = now
-                break
-            time.sleep(0.2)
-        if not last:
-            raise SystemExit(f"worker did not finish; see {log.name}")
-        return (total - first_count) / (last - first)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def main() -> None:
@@ -168,7 +72,7 @@ def main() -> None:
         for side, _ in sides.values():
             asyncio.run(ensure_topics(side))
             asyncio.run(produce_lines(side, side.events_topic, lines, member_key))
-        asyncio.run(create_baseline_topic(settings))  # the broker creates no topic by itself
+        asyncio.run(create_topic(settings, f"{settings.output_topic}.baseline"))
         total = len(lines)
         rates: dict[str, list[float]] = {"baseline (aiokafka pass-through)": [], **{name: [] for name in sides}}
         for round_ in range(args.rounds):

@@ -283,7 +283,7 @@ def state_document(state: MemberState) -> dict[str, Any]:
         },
         "final": outcome.final,
         "updated_at": format_time(-status.earliness),
-        "events": len(state.event_ids),
+        "events": state.events,
     }
 
 
@@ -320,7 +320,7 @@ def encode_state(state: MemberState) -> bytes:
             middle,
             format_time(-status.earliness).encode(),
             b'","events":',
-            str(len(state.event_ids)).encode(),
+            str(state.events).encode(),
             b"}",
         )
     )

@@ -2,30 +2,32 @@
 Internal wire formats: event packs on the re-keying topic, member states in the table changelog.
 
 Compact JSON arrays rather than the public documents: the worker reads them back often, and
-they must carry what the public state leaves out (each message's deciding event, the set of
+they must carry what the public state leaves out (each message's deciding event, the digest of
 event ids).
 
 Changelog states carry a format version as their first element (``STATE_FORMAT``). Format 1
-(statusflow before per-message resolution) had no version: ``[member_id, ...]``; it is migrated
-on read (``decode_state``). A version this worker does not know is refused with a clear error,
-never guessed at.
+(statusflow before per-message resolution) had no version: ``[member_id, ...]``; format 2 kept
+every event id. Both are migrated on read (``decode_state``). A version this worker does not know
+is refused with a clear error, never guessed at.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import zlib
 from typing import Any
 
 import orjson
 
-from stream.domain import milestones
+from stream.domain import digest, milestones
 from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 from stream.domain.precedence import channel_of, decision, from_messages, message_key, message_state
 from stream.domain.precedence import outcome as new_outcome
 
 _new = tuple.__new__
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 class StateFormatError(ValueError):
@@ -78,18 +80,20 @@ def decode_pack(raw: bytes) -> list[Event]:
     return [event_from_fields(fields) for fields in orjson.loads(raw)]
 
 
-# States beyond this size are stored zlib-compressed behind a one-byte frame: event ids (the
-# bulk of a large state) compress about fivefold, and a JSON array never starts with this byte.
+# States beyond this size are stored zlib-compressed behind a one-byte frame (a JSON array never
+# starts with this byte). Since format 3 a state holds at most 32 event ids or a 2 KiB filter, so
+# only a member with thousands of messages gets there; format-2 records (every id) may be compressed.
 COMPRESS_FROM = 64 * 1024
 _COMPRESSED = b"z"
 
 
 def encode_state(state: MemberState) -> bytes:
     """
-    Return a member state as bytes for the table changelog (format 2; large ones compressed).
+    Return a member state as bytes for the table changelog (format 3; large ones compressed).
 
-    ``[2, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], event ids]``;
-    the status and channel statuses are derived from the messages again when read.
+    ``[3, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], seen]``:
+    ``seen`` is the sorted list of event ids while the digest is exact, else the filter's bytes in
+    base64 (``digest``). The status and channel statuses are derived from the messages when read.
     """
     encoded = _encode_state(state)
     if len(encoded) > COMPRESS_FROM:
@@ -104,18 +108,34 @@ def _encode_state(state: MemberState) -> bytes:
             state.member_id,
             state.campaign_id,
             [[key, message.reminder, _decision(message.best), message.reached] for key, message in state.messages],
-            sorted(state.event_ids),
+            _seen(state.seen),
         ]
     )
+
+
+def _seen(seen: digest.Seen) -> list[str] | str:
+    if isinstance(seen, int):
+        return base64.b64encode(digest.to_bytes(seen)).decode()
+    return sorted(seen)
+
+
+def _unseen(raw: bytes, fields: Any) -> digest.Seen:
+    if isinstance(fields, list):
+        return digest.of(fields)
+    try:
+        return digest.from_bytes(base64.b64decode(fields, validate=True))
+    except (TypeError, ValueError, binascii.Error) as error:
+        raise StateFormatError(f"changelog record {raw[:60]!r}: its event-id filter does not read: {error}") from error
 
 
 def decode_state(raw: bytes) -> MemberState:
     """
     Return the state ``encode_state`` wrote.
 
-    A format-1 record (no version) is migrated: each channel's deciding event becomes that
-    channel's implicit invitation message, the closest the old record allows (it kept one decision
-    per channel, not per message).
+    Older formats are migrated. Format 2 kept every event id: they become the digest they make
+    (``digest.of``: the same ids up to 32, a filter beyond). A format-1 record (no version) also
+    has each channel's deciding event become that channel's implicit invitation message, the
+    closest the old record allows (it kept one decision per channel, not per message).
 
     Raises:
         StateFormatError: the record is in a format this worker does not know.
@@ -125,14 +145,16 @@ def decode_state(raw: bytes) -> MemberState:
         raw = zlib.decompress(raw[1:])
     fields = orjson.loads(raw)
     version = fields[0] if isinstance(fields, list) and fields else None
-    if version == STATE_FORMAT and len(fields) == 5:  # the five fields of format 2
-        _, member_id, campaign_id, messages, event_ids = fields
+    if version in (2, STATE_FORMAT) and len(fields) == 5:  # formats 2 and 3 differ in their last field
+        _, member_id, campaign_id, messages, seen = fields
         joined = tuple(
             (key, message_state(channel_of(key), reminder, _undecision(channel_of(key), held), reached))
             for key, reminder, held, reached in messages
         )
+        if version == 2 and not isinstance(seen, list):
+            raise StateFormatError(f"changelog record {raw[:60]!r} (format 2) holds no list of event ids")
     elif isinstance(version, str) and len(fields) == 5:  # format 1 had five fields
-        member_id, campaign_id, _, channels, event_ids = fields
+        member_id, campaign_id, _, channels, seen = fields
         invitation = False
         joined = tuple(
             sorted(
@@ -142,11 +164,13 @@ def decode_state(raw: bytes) -> MemberState:
         )
     else:
         raise StateFormatError(
-            f"changelog record {raw[:60]!r} is in no state format this worker reads (formats 1 and {STATE_FORMAT}); "
+            f"changelog record {raw[:60]!r} is in no state format this worker reads (formats 1 to {STATE_FORMAT}); "
             "a newer statusflow wrote it, or something else did: run that version, or rebuild the table "
             "from the raw topics. Refusing rather than misreading it."
         )
-    return from_messages(member_id, campaign_id, joined, frozenset(event_ids))
+    if not joined:
+        raise StateFormatError(f"changelog record {raw[:60]!r} holds no message: a state has at least one")
+    return from_messages(member_id, campaign_id, joined, _unseen(raw, seen))
 
 
 def _decision(held: Decision) -> list[Any]:

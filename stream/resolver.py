@@ -28,7 +28,7 @@ from stream.dispatches import (
 from stream.domain.correlate import Correlator, Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event, MemberState
-from stream.domain.precedence import merge, resolve, resolve_members
+from stream.domain.precedence import join_members, merge, resolve
 from stream.providers import registry
 from stream.providers.base import NoMemberError
 
@@ -251,7 +251,7 @@ def resolve_lines(
 ) -> None:
     """Resolve (source name, line number, record) triples into ``states``: the offline loop."""
     if record_format == "envelope" and sinks.observer is None:
-        if sinks.on_change is None:
+        if sinks.on_change is None and not states:
             _resolve_envelopes_at_once(lines, states, tally, sinks)
         else:
             _resolve_envelopes(lines, states, tally, sinks)
@@ -314,18 +314,16 @@ def _resolve_envelopes_at_once(
     lines: Iterable[tuple[str, int, bytes]], states: MutableMapping[str, MemberState], tally: Tally, sinks: Sinks
 ) -> None:
     # Nobody wants the intermediate states: join each member's events once
-    # (precedence.resolve_members), instead of building a new state per event.
+    # (precedence.join_members), instead of building a new state per event. Only into no states:
+    # the one-pass join counts duplicates among its own events, not against states it never saw.
     read, dead = tally.read, tally.dead_lettered
-    resolved = resolve_members(_decoded(lines, tally, sinks))
+    resolved, duplicates = join_members(_decoded(lines, tally, sinks))
     decoded = (tally.read - read) - (tally.dead_lettered - dead)
-    applied = 0
     for member_id, state in resolved.items():
-        before = states.get(member_id)
-        after = state if before is None else merge(before, state)
-        applied += len(after.event_ids) - (0 if before is None else len(before.event_ids))
-        states[member_id] = after
-    tally.applied += applied
-    tally.duplicates += decoded - applied
+        before = states.get(member_id)  # none today: one call per run; a join all the same if not
+        states[member_id] = state if before is None else merge(before, state)
+    tally.applied += decoded - duplicates
+    tally.duplicates += duplicates
 
 
 @dataclass

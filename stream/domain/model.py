@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from stream.domain import digest
+
 
 class Outcome(NamedTuple):
     """
@@ -107,18 +109,25 @@ class MemberState(NamedTuple):
 
     ``status`` and ``channels`` are derived from ``messages``: the member-precedence maximum of
     the messages' contributions, over all messages and per channel. ``channels`` and
-    ``messages`` are sorted by key and ``event_ids`` is a set, so two states built from the same
-    events compare equal whatever order the events came in.
+    ``messages`` are sorted by key and ``seen`` is a function of the set of event ids (a
+    ``digest``: the ids themselves up to 32, a fixed-size filter beyond), so two states built from
+    the same events compare equal whatever order the events came in, and a state's size does not
+    grow with its events.
     """
 
     member_id: str
     campaign_id: str | None
     status: Decision
     channels: tuple[tuple[str, Decision], ...]
-    event_ids: frozenset[str]
+    seen: digest.Seen
     messages: tuple[tuple[str, MessageState], ...]
 
     @property
     def final(self) -> bool:
         """Whether the deciding outcome is permanent: no temporary outcome can change it."""
         return self.status.outcome.final
+
+    @property
+    def events(self) -> int:
+        """The number of distinct events applied: exact up to ``digest.EXACT``, estimated beyond."""
+        return digest.count(self.seen)

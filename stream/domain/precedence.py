@@ -13,9 +13,11 @@ Two levels (README, "Precedence"):
    any sign that something was sent.
 
 ``resolve(current, event)`` is the only way state changes. Each order is total (rank, then final
-over temporary, then the earlier event, then the larger event id), a message's reminder flag is an
-"or", and the event ids are a set; so the state is commutative, associative and idempotent in its
-events: arrival order, duplicates, replays and batching cannot change it.
+over temporary, then the earlier event, then the larger event id), a message's reminder flag and
+its milestones are an "or", and the digest of event ids is a function of their set; so the state
+is commutative, associative and idempotent in its events: arrival order, duplicates, replays and
+batching cannot change it. The join needs no ids for that: they only tell a duplicate from a new
+event and count the events (``digest``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from stream.domain import digest
+from stream.domain.digest import EXACT
 from stream.domain.model import Decision, Event, MemberState, MessageState, Outcome
 
 # nps.today's decisions not to send (also a provider's refusal, e.g. SendGrid's drop of a suppressed
@@ -150,12 +154,18 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
     """
     Apply one event to a member's state.
 
+    The event's decision is always joined; the digest of ids only says whether the event may have
+    been seen (``digest``). So a digest's false positive can never drop an event's effect: a new
+    event that changes the state is applied, whatever the digest says.
+
     Args:
         current: the state so far, or None for a member not seen before.
         event: a classified event of this member.
 
     Returns:
-        The new state; ``current`` itself (the same object) when the event was already applied.
+        The new state; ``current`` itself (the same object) when the event was already applied, or
+        when the digest takes it for seen (a past-``digest.EXACT`` member, with probability
+        ``digest.false_positive_rate``) and it changes nothing.
 
     """
     new = event.decision
@@ -174,8 +184,13 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
                 ((key, message),),
             ),
         )
-    if new.event_id in current.event_ids:
-        return current
+    held_ids = current.seen
+    if isinstance(held_ids, frozenset):
+        if new.event_id in held_ids:  # exactly seen: joined before, so the join would change nothing
+            return current
+        seen = held_ids | {new.event_id} if len(held_ids) < EXACT else digest.add(held_ids, new.event_id)
+    else:
+        seen = digest.add(held_ids, new.event_id)
     messages = current.messages
     status, channels = current.status, current.channels
     if len(messages) == 1 and messages[0][0] == key:  # the common case: one message per member
@@ -211,9 +226,9 @@ def resolve(current: MemberState | None, event: Event) -> MemberState:
         if current.campaign_id == event.campaign_id
         else _campaign(current.campaign_id, event.campaign_id)
     )
-    return _new_tuple(
-        MemberState, (current.member_id, campaign_id, status, channels, current.event_ids | {new.event_id}, messages)
-    )
+    if seen is held_ids and messages is current.messages and campaign_id == current.campaign_id:
+        return current  # the filter holds it (a replay, or a false positive) and it changes nothing
+    return _new_tuple(MemberState, (current.member_id, campaign_id, status, channels, seen, messages))
 
 
 def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
@@ -222,27 +237,43 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
 
     Equal to folding ``resolve`` over each member's events (the join makes the order irrelevant),
     but it builds one state per member instead of one per event: what an offline run over a
-    whole file wants. Per member it keeps the campaign, the keys of its reminder messages, per
-    message the best decision and the milestones reached, and the event ids; an id's first
-    arrival counts, as in ``resolve``.
+    whole file wants. See ``join_members`` for the count of duplicates.
     """
-    # member -> ([campaign_id, reminder message keys or None], message -> [best, reached, channel], event ids)
-    joins: dict[str, tuple[list[Any], dict[str, list[Any]], set[str]]] = {}
+    return join_members(events)[0]
+
+
+def join_members(events: Iterable[Event]) -> tuple[dict[str, MemberState], int]:
+    """
+    Return the state of every member after all of ``events``, and how many of them were duplicates.
+
+    Per member it keeps the campaign, the keys of its reminder messages, per message the best
+    decision and the milestones reached, and the digest of event ids: a set while exact, a
+    ``_Filter`` beyond. An event counts as a duplicate exactly when folding ``resolve`` over the
+    same events in the same order would return the state unchanged.
+    """
+    # member -> [[campaign_id, reminder message keys or None], message -> [best, reached, channel], ids]
+    joins: dict[str, list[Any]] = {}
     get = joins.get
+    duplicates = 0
     # Unpacked in the loop header: cheaper than seven attribute reads per event.
     for member_id, campaign_id, _, channel, new, key, reminder in events:
         held = get(member_id)
         if held is None:
-            joins[member_id] = (
+            joins[member_id] = [
                 [campaign_id, {key} if reminder else None],
                 {key: [new, new.outcome.reached, channel]},
                 {new.event_id},
-            )
+            ]
             continue
         extra, messages, event_ids = held
         if new.event_id in event_ids:
-            continue
-        event_ids.add(new.event_id)
+            if event_ids.__class__ is set or not _would_change(held, new, key, reminder, campaign_id):
+                duplicates += 1
+                continue
+        else:
+            event_ids.add(new.event_id)
+            if len(event_ids) > EXACT:
+                held[2] = _Filter(event_ids)
         message = messages.get(key)
         if message is None:
             messages[key] = [new, new.outcome.reached, channel]
@@ -251,15 +282,48 @@ def resolve_members(events: Iterable[Event]) -> dict[str, MemberState]:
                 message[0] = new
             message[1] |= new.outcome.reached
         if reminder:
-            if extra[1] is None:
-                extra[1] = set()
+            extra[1] = extra[1] or set()  # never empty once made
             extra[1].add(key)
         if campaign_id != extra[0]:
             extra[0] = _campaign(extra[0], campaign_id)
-    return {
+    states = {
         member_id: _state(member_id, extra[0], messages, extra[1] or (), event_ids)
         for member_id, (extra, messages, event_ids) in joins.items()
     }
+    return states, duplicates
+
+
+class _Filter:
+    """``join_members``' mutable stand-in for a set of ids past ``digest.EXACT``: a Bloom filter."""
+
+    __slots__ = ("bits",)
+
+    def __init__(self, event_ids: Iterable[str]) -> None:
+        self.bits = digest.bloom(event_ids)
+
+    def __contains__(self, event_id: object) -> bool:
+        more = digest.bits(str(event_id))
+        return self.bits & more == more
+
+    def __len__(self) -> int:
+        return 0  # never "past EXACT" again
+
+    def add(self, event_id: str) -> None:
+        self.bits |= digest.bits(event_id)
+
+
+def _would_change(held: list[Any], new: Decision, key: str, reminder: bool, campaign_id: str | None) -> bool:
+    # What resolve checks after joining: a new message, a stronger decision, a new milestone, a
+    # reminder flag or another campaign. Only asked for a filter's "seen", which may be a new event.
+    extra, messages, _ = held
+    message = messages.get(key)
+    return (
+        message is None
+        or new > message[0]
+        or (new.outcome.reached | message[1]) != message[1]
+        or (reminder and (extra[1] is None or key not in extra[1]))
+        or (campaign_id != extra[0] and _campaign(extra[0], campaign_id) != extra[0])
+    )
 
 
 def _state(
@@ -267,33 +331,32 @@ def _state(
     campaign_id: str | None,
     joined: dict[str, list[Any]],
     reminders: Collection[str],
-    event_ids: set[str],
+    event_ids: set[str] | _Filter,
 ) -> MemberState:
+    seen: digest.Seen = event_ids.bits if isinstance(event_ids, _Filter) else frozenset(event_ids)
     if len(joined) == 1 and not reminders:  # the common case: one invitation message
         ((key, (best, reached, channel)),) = joined.items()
         held = best.outcome
         status = _new_tuple(Decision, (held.member_strength, best.earliness, best.event_id, held))
         message = _new_tuple(MessageState, (channel, False, best, status, reached))
-        return _new_tuple(
-            MemberState, (member_id, campaign_id, status, ((channel, status),), frozenset(event_ids), ((key, message),))
-        )
+        return _new_tuple(MemberState, (member_id, campaign_id, status, ((channel, status),), seen, ((key, message),)))
     messages = [
         (key, message_state(channel, key in reminders, best, reached))
         for key, (best, reached, channel) in joined.items()
     ]
     messages.sort()
-    return from_messages(member_id, campaign_id, tuple(messages), frozenset(event_ids))
+    return from_messages(member_id, campaign_id, tuple(messages), seen)
 
 
 def from_messages(
     member_id: str,
     campaign_id: str | None,
     messages: tuple[tuple[str, MessageState], ...],
-    event_ids: frozenset[str],
+    seen: digest.Seen,
 ) -> MemberState:
     """Return the member state its messages make (``messages`` sorted by key, at least one)."""
     status, channels = _summary(messages)
-    return _new_tuple(MemberState, (member_id, campaign_id, status, channels, event_ids, messages))
+    return _new_tuple(MemberState, (member_id, campaign_id, status, channels, seen, messages))
 
 
 def message_of(state: MemberState | None, key: str) -> MessageState | None:
@@ -326,7 +389,10 @@ def merge(a: MemberState, b: MemberState) -> MemberState:
             )
         )
     return from_messages(
-        a.member_id, _campaign(a.campaign_id, b.campaign_id), tuple(sorted(merged.items())), a.event_ids | b.event_ids
+        a.member_id,
+        _campaign(a.campaign_id, b.campaign_id),
+        tuple(sorted(merged.items())),
+        digest.union(a.seen, b.seen),
     )
 
 

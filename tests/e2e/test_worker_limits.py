@@ -60,15 +60,17 @@ def test_poison_records_are_dead_lettered_and_never_stop_ingest(
 
 
 def test_a_member_with_25000_events_survives_kill_and_restart(pipeline: Pipeline) -> None:
-    """Its changelog record passes 1 MB uncompressed; after kill -9, restart and one more event it equals offline."""
+    """Its state is bounded (a filter, not 25,000 ids); after kill -9, restart and one more event it equals offline."""
     lines = [envelope("busy", f"e{i}", "ENROUTE", 1_735_689_600 + i) for i in range(25_000)]
     last = envelope("busy", "last", "DELIVRD", 1_735_700_000)
     expected = offline([*lines, last])
+    so_far = offline(lines)["busy"]["events"]  # past 32 events the count is the filter's estimate
+    assert abs(so_far - 25_000) < 2_500
     worker = pipeline.start_worker()
 
     pipeline.produce(lines)
     pipeline.wait_for(
-        lambda: pipeline.latest_states().get("busy", {}).get("events") == 25_000, 240, "all 25,000 events"
+        lambda: pipeline.latest_states().get("busy", {}).get("events") == so_far, 240, "all 25,000 events"
     )
     worker.kill()
     pipeline.start_worker()
@@ -107,4 +109,4 @@ def test_a_sendgrid_body_of_15000_events_for_one_member_resolves_whole(pipeline:
         "every event of the body",
         lambda: pipeline.differences(expected),
     )
-    assert 15_000 == expected["one"]["events"]
+    assert abs(15_000 - expected["one"]["events"]) < 750  # the filter's estimate, past 32 events

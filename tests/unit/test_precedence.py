@@ -71,7 +71,7 @@ def test_a_temporary_outcome_never_overrides_a_final_one() -> None:
     delivered = event("idsurvey", "Delivered")
     late = state_after(delivered, event("idsurvey", "Buffered"), event("idsurvey", "Enroute"))
 
-    assert (2020, True, 3) == (late.status.outcome.code, late.final, len(late.event_ids))
+    assert (2020, True, 3) == (late.status.outcome.code, late.final, late.events)
 
 
 def test_a_failure_after_a_mere_sent_shows_as_the_failure() -> None:

@@ -81,7 +81,7 @@ def test_no_message_ranks_below_any_of_its_events(events: list[Event]) -> None:
     assert all(
         messages[e.message].reminder == any(o.reminder for o in events if o.message == e.message) for e in events
     )
-    assert len(events) == len(state.event_ids)
+    assert len(events) == state.events
 
 
 @settings(max_examples=200)
