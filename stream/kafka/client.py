@@ -37,6 +37,27 @@ def kafka_client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def group_consumer_options(settings: Settings, group: str) -> dict[str, Any]:
+    """
+    Return the keyword arguments of one of the worker's own group consumers (``<app id>-<group>``).
+
+    Offsets are committed by hand, after the writes they derive from; the group timeouts are the
+    worker's (README, "Worker settings"), and static membership gives each group its own instance id.
+    """
+    instance = settings.instance_id
+    return {
+        **kafka_client_options(settings),
+        "group_id": f"{settings.app_id}-{group}",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": int(settings.session_timeout * 1000),
+        "heartbeat_interval_ms": int(settings.heartbeat_interval * 1000),
+        "rebalance_timeout_ms": int(settings.rebalance_timeout * 1000),
+        "max_poll_records": settings.batch_size,
+        "group_instance_id": (instance if group == "ingest" else f"{instance}-{group}") if instance else None,
+    }
+
+
 def faust_credentials(settings: Settings) -> Any:
     """Return Faust's ``broker_credentials`` for ``settings`` (None for PLAINTEXT)."""
     import faust  # noqa: PLC0415 - only the worker needs faust; `statusflow produce` should not load it

@@ -60,7 +60,7 @@ from stream.dispatches import (
 from stream.domain.correlate import Correlator, Dispatch, Held, Key, Slot
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
-from stream.kafka.client import kafka_client_options
+from stream.kafka.client import group_consumer_options, kafka_client_options
 from stream.kafka.ingest import DeliveryError, cut_packs
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Tombstone
@@ -115,17 +115,7 @@ class Correlation(Service):
     async def on_start(self) -> None:
         """Join the correlation group; a second consumer, without a group, reads changelogs back."""
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
-            **kafka_client_options(s),
-            group_id=f"{s.app_id}-correlate",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
-            rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
-            max_poll_records=s.batch_size,
-            group_instance_id=f"{s.instance_id}-correlate" if s.instance_id else None,
-        )
+        self.consumer = AIOKafkaConsumer(**group_consumer_options(s, "correlate"))
         self.consumer.subscribe([s.by_message_topic], listener=_Assignment(self))
         self.restorer = AIOKafkaConsumer(**kafka_client_options(s), enable_auto_commit=False)
         await self.restorer.start()

@@ -33,7 +33,7 @@ from stream.dispatches import DISPATCH, Unclaimed, decode_dispatch, known_from_h
 from stream.domain.correlate import Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
-from stream.kafka.client import kafka_client_options
+from stream.kafka.client import group_consumer_options, kafka_client_options
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Writer
 from stream.metrics import Metrics
@@ -95,18 +95,7 @@ class RawIngest(Service):
     async def on_start(self) -> None:
         """Connect: one consumer group per app for the raw topics, one idempotent producer."""
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
-            *self.formats,
-            **kafka_client_options(s),
-            group_id=f"{s.app_id}-ingest",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout * 1000),
-            heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
-            rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
-            max_poll_records=s.batch_size,
-            group_instance_id=s.instance_id or None,
-        )
+        self.consumer = AIOKafkaConsumer(*self.formats, **group_consumer_options(s, "ingest"))
         self.producer = AIOKafkaProducer(
             **kafka_client_options(s),
             acks="all",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stream.config import ConfigError, Secret, Settings
-from stream.kafka.client import describe, faust_credentials, kafka_client_options
+from stream.kafka.client import describe, faust_credentials, group_consumer_options, kafka_client_options
 
 PASSWORD = "hunter2-do-not-print"  # noqa: S105 - a test value that must never be printed
 
@@ -160,3 +160,14 @@ def test_help_offers_no_password_flag_and_shows_no_password() -> None:
     assert b"--sasl-password-file" in result.stdout
     assert b"--sasl-password " not in result.stdout
     assert PASSWORD.encode() not in result.stdout + result.stderr
+
+
+def test_each_group_of_a_static_worker_has_its_own_instance_id() -> None:
+    """One instance id in two groups would make the broker fence one of them; dynamic stays dynamic."""
+    static = Settings(instance_id="pod-3", app_id="app")
+    ingest, correlate = (group_consumer_options(static, group) for group in ("ingest", "correlate"))
+
+    assert ("app-ingest", "pod-3") == (ingest["group_id"], ingest["group_instance_id"])
+    assert ("app-correlate", "pod-3-correlate") == (correlate["group_id"], correlate["group_instance_id"])
+    assert group_consumer_options(Settings(), "ingest")["group_instance_id"] is None
+    assert not ingest["enable_auto_commit"]
