@@ -145,7 +145,7 @@ async def test_a_changelog_record_in_an_unknown_format_ends_the_worker_instead_o
         logging.getLogger("t").error("%s: %s", what, why)
 
     monkeypatch.setattr(store, "fatal", record_fatal)
-    states = store.MemberStore(Settings.from_env({}), Metrics(CollectorRegistry()))
+    states = store.MemberStore(Settings(store="memory://"), Metrics(CollectorRegistry()))
     bad = SimpleNamespace(
         topic="statusflow-member-states-changelog", partition=3, offset=41, key=b"m1", value=b'[99, "m1"]'
     )
