@@ -95,6 +95,10 @@ class MemoryPartition:
 # Member keys are UTF-8 member ids; 0xFF never occurs in UTF-8, so this key cannot be a member's.
 _META = b"\xff\xffstatusflow-partition-meta"
 _MIB = 1024 * 1024
+# States written last, kept decoded: a member's events come close together (a send, its delivery,
+# an open), and decoding the changelog record again was the disk store's largest cost per event.
+# A few thousand small states per partition: megabytes, not the store.
+RECENT_STATES = 4096
 
 
 class OpenError(Exception):
@@ -128,6 +132,7 @@ class RocksPartition:
             self._db = Rdict(path, options)
         except Exception as error:  # rocksdict raises plain Exceptions: lock held, corruption
             raise OpenError(f"cannot open the state store {path}: {error}") from error
+        self._recent: dict[bytes, MemberState] = {}
         meta = self._db.get(_META)
         document = orjson.loads(meta) if meta is not None else {}
         self.restored_to: int | None = document.get("restored_to")
@@ -135,6 +140,9 @@ class RocksPartition:
 
     def get(self, key: bytes) -> MemberState | None:
         """Return a member's state, or None."""
+        state = self._recent.get(key)
+        if state is not None:
+            return state
         raw = self._db.get(key)
         return None if raw is None else records.decode_state(raw)
 
@@ -146,8 +154,13 @@ class RocksPartition:
         if restored_to is not None:
             self.restored_to = max(self.restored_to or 0, restored_to)
         batch = WriteBatch(raw_mode=True)
+        recent = self._recent
         for key, (_, after) in changes.items():
             batch.put(key, records.encode_state(after))
+            recent.pop(key, None)
+            recent[key] = after
+        while len(recent) > RECENT_STATES:
+            del recent[next(iter(recent))]  # the oldest written
         batch.put(_META, self._meta())
         self._db.write(batch)
 
@@ -169,6 +182,7 @@ class RocksPartition:
         for key in list(self._db.keys()):
             batch.delete(key)
         self._db.write(batch)
+        self._recent.clear()
         self.tally.clear()
         self.restored_to = None
 

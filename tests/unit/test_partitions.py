@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from stream import partitions
 from stream.codec import decode_event
 from stream.domain.model import MemberState
 from stream.domain.precedence import resolve
@@ -71,3 +72,18 @@ def test_a_disk_store_another_process_holds_cannot_be_opened_twice(tmp_path: Pat
         RocksPartition(str(tmp_path / "p1"))
     held.close()
     RocksPartition(str(tmp_path / "p1")).close()
+
+
+def test_a_disk_store_keeps_only_the_latest_written_states_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recent states come back without decoding; beyond the bound they come from RocksDB, equal."""
+    monkeypatch.setattr(partitions, "RECENT_STATES", 2)
+    store = RocksPartition(str(tmp_path / "p0"))
+    states = {f"m{n}".encode(): state(f"m{n}", "DELIVRD") for n in range(3)}
+    for key, value in states.items():
+        store.apply({key: (None, value)})
+
+    assert [b"m1", b"m2"] == list(store._recent)
+    assert all(states[key] == store.get(key) for key in states)
+    store.close()
