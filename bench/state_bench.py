@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import orjson
+from kafka_runs import start_worker
 from restart_bench import applied, ready, wait
 
 from stream.config import Settings
@@ -49,24 +50,8 @@ def rss_bytes(pid: int) -> int:
 
 
 def start(settings: Settings, store: str, app_id: str, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "STATUSFLOW_BROKER": settings.broker,
-        "STATUSFLOW_APP_ID": app_id,
-        "STATUSFLOW_EVENTS_TOPIC": settings.events_topic,
-        "STATUSFLOW_OUTPUT_TOPIC": settings.output_topic,
-        "STATUSFLOW_DATA_DIR": str(workdir / app_id),
-        "STATUSFLOW_INSTANCE_ID": f"{app_id}-0",
-        "STATUSFLOW_STORE": store,
-    }
-    log = (workdir / f"{app_id}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "stream", "worker", "--web-port", str(WEB_PORT)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=ROOT,
-    )
+    extra = {"STATUSFLOW_INSTANCE_ID": f"{app_id}-0", "STATUSFLOW_STORE": store}
+    return start_worker(settings, app_id, WEB_PORT, workdir, extra)
 
 
 def store_round(  # noqa: PLR0913, PLR0917 - a round is described by all of these

@@ -11,14 +11,17 @@ turns what goes wrong (refused, TLS, SASL) into one sentence.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from functools import cache
 from typing import Any
 
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from stream.config import ConfigError, Settings
+
+log = logging.getLogger("statusflow")
 
 
 class KafkaAccessError(Exception):
@@ -56,6 +59,20 @@ def group_consumer_options(settings: Settings, group: str) -> dict[str, Any]:
         "max_poll_records": settings.batch_size,
         "group_instance_id": (instance if group == "ingest" else f"{instance}-{group}") if instance else None,
     }
+
+
+async def commit_or_replay(consumer: Any, who: str) -> None:
+    """
+    Commit what a group consumer read, after what it derived was written; a rebalance in between is not an error.
+
+    When the group rebalanced since the batch was read (the membership or generation changed, or the
+    partitions are gone), the commit fails: the new owner reads those records again, which the joins
+    make no-ops. The consumer rejoins by itself on its next poll.
+    """
+    try:
+        await consumer.commit()
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning("%s: commit skipped, the group rebalanced; the new owner replays: %r", who, exc)
 
 
 def faust_credentials(settings: Settings) -> Any:

@@ -40,7 +40,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
 from mode import Service
 
 from stream import records
@@ -60,7 +59,7 @@ from stream.dispatches import (
 from stream.domain.correlate import Correlator, Dispatch, Held, Key, Slot
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
-from stream.kafka.client import group_consumer_options, kafka_client_options
+from stream.kafka.client import commit_or_replay, group_consumer_options, kafka_client_options
 from stream.kafka.ingest import DeliveryError, cut_packs
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Tombstone
@@ -135,10 +134,7 @@ class Correlation(Service):
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
             if batch:
                 await self.forward({tp.partition: packs for tp, packs in batch.items()})
-                try:
-                    await self.consumer.commit()
-                except (CommitFailedError, IllegalStateError) as exc:
-                    log.warning("correlation: commit skipped, the group rebalanced; the new owner replays: %r", exc)
+                await commit_or_replay(self.consumer, "correlation")
 
     async def forward(self, batch: dict[int, list[Any]]) -> None:
         """Join a batch, per partition; write events, dead letters and changed slots, each acknowledged."""

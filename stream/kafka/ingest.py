@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import IllegalStateError
 from mode import Service
 
 from stream import records
@@ -33,7 +33,7 @@ from stream.dispatches import DISPATCH, Unclaimed, decode_dispatch, known_from_h
 from stream.domain.correlate import Dispatch, Held
 from stream.domain.errors import BadEventError
 from stream.domain.model import Event
-from stream.kafka.client import group_consumer_options, kafka_client_options
+from stream.kafka.client import commit_or_replay, group_consumer_options, kafka_client_options
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, Writer
 from stream.metrics import Metrics
@@ -132,18 +132,9 @@ class RawIngest(Service):
                 await self.commit()
 
     async def commit(self) -> None:
-        """
-        Commit what was read, after it was forwarded; a rebalance in between is not an error.
-
-        When the group rebalanced since the batch was read (the membership or generation changed,
-        or the partitions are gone), the commit fails: the new owner reads those records again,
-        which the member join makes no-ops. The consumer rejoins by itself on its next poll.
-        """
+        """Commit what was read, after it was forwarded (``client.commit_or_replay``)."""
         assert self.consumer is not None  # noqa: S101 - started in on_start
-        try:
-            await self.consumer.commit()
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("ingest: commit skipped, the group rebalanced; the new owner replays: %r", exc)
+        await commit_or_replay(self.consumer, "ingest")
 
     async def forward(self, batch: list[Any]) -> None:
         """
