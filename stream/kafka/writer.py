@@ -154,6 +154,9 @@ class Writer:
         return failed
 
     async def _send(self, batch: Any, topic: str, partition: int) -> Any:
+        # A closed batch is sent at once: it is whole, and the producer's linger (there for its
+        # other callers' single records) would only add to every write's latency.
+        batch.close()
         try:
             return await self.producer.send_batch(batch, topic, partition=partition)
         except (TimeoutError, KafkaError, OSError) as error:
