@@ -88,6 +88,11 @@ class RawIngest(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.writer: Writer | None = None
+        # The resolve agent's changelog and output writes get a producer of their own: aiokafka has
+        # one request in flight per broker per producer, so sharing one made each hop wait for the other's.
+        self.state_producer: AIOKafkaProducer | None = None
+        self.state_writer: Writer | None = None
+        self._committed_at = 0.0
         self.offsets: AIOKafkaConsumer | None = None
         self._reported: set[type[BaseException]] = set()
         super().__init__(**kwargs)
@@ -96,20 +101,24 @@ class RawIngest(Service):
         """Connect: one consumer group per app for the raw topics, one idempotent producer."""
         s = self.settings
         self.consumer = AIOKafkaConsumer(*self.formats, **group_consumer_options(s, "ingest"))
-        self.producer = AIOKafkaProducer(
-            **kafka_client_options(s),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=BATCH_BYTES,
-            # Changelog records of large states may exceed the 1 MB default (topics.CHANGELOG_MAX_BYTES).
-            max_request_size=CHANGELOG_MAX_BYTES + BATCH_BYTES,
+        self.producer, self.state_producer = (
+            AIOKafkaProducer(
+                **kafka_client_options(s),
+                acks="all",
+                enable_idempotence=True,
+                max_batch_size=BATCH_BYTES,
+                # Changelog records of large states may exceed the 1 MB default (topics.CHANGELOG_MAX_BYTES).
+                max_request_size=CHANGELOG_MAX_BYTES + BATCH_BYTES,
+            )
+            for _ in range(2)
         )
         # No group and no fetching (its partitions stay paused): it only answers end offsets, so
         # no rebalance can hold it up and asking it never waits on Faust's consumer thread.
         self.offsets = AIOKafkaConsumer(**kafka_client_options(s), enable_auto_commit=False)
         await self.producer.start()
+        await self.state_producer.start()
         self.writer = Writer(self.producer, stopping=lambda: self.should_stop)
+        self.state_writer = Writer(self.state_producer, stopping=lambda: self.should_stop)
         await self.offsets.start()
         await self.consumer.start()
 
@@ -119,8 +128,9 @@ class RawIngest(Service):
             await self.consumer.stop()
         if self.offsets is not None:
             await self.offsets.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        for producer in (self.producer, self.state_producer):
+            if producer is not None:
+                await producer.stop()
 
     @Service.task
     async def _run(self) -> None:
@@ -131,10 +141,19 @@ class RawIngest(Service):
                 await self.forward([record for partition in batch.values() for record in partition])
                 await self.commit()
 
-    async def commit(self) -> None:
-        """Commit what was read, after it was forwarded (``client.commit_or_replay``)."""
+    async def commit(self, *, now: bool = False) -> None:
+        """
+        Commit what was read, after it was forwarded (``client.commit_or_replay``).
+
+        At most once per ``commit_interval`` unless ``now``: a commit is a broker round trip, and one
+        per batch delayed the next batch's events by it. What is forwarded but not yet committed is
+        read again after a crash or a rebalance, and the joins make that a no-op.
+        """
         assert self.consumer is not None  # noqa: S101 - started in on_start
-        await commit_or_replay(self.consumer, "ingest")
+        clock = asyncio.get_running_loop().time()
+        if now or clock - self._committed_at >= self.settings.commit_interval:
+            self._committed_at = clock
+            await commit_or_replay(self.consumer, "ingest")
 
     async def forward(self, batch: list[Any]) -> None:
         """
@@ -203,10 +222,15 @@ class RawIngest(Service):
         assert self.writer is not None  # noqa: S101 - started in on_start
         return await self.writer.write(topic, items)
 
+    async def write_states(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
+        """Write member states (changelog, output) with their own producer; see ``Writer.write``."""
+        assert self.state_writer is not None  # noqa: S101 - started in on_start
+        return await self.state_writer.write(topic, items)
+
     def acked_ends(self) -> dict[tuple[str, int], int]:
-        """Return, per (topic, partition) written, the offset after the last record acknowledged."""
-        assert self.writer is not None  # noqa: S101 - started in on_start
-        return self.writer.acked_ends
+        """Return, per (topic, partition) of the states written, the offset after the last record acknowledged."""
+        assert self.state_writer is not None  # noqa: S101 - started in on_start
+        return self.state_writer.acked_ends
 
     async def end_offsets(self, topic: str, partitions: set[int]) -> dict[int, int]:
         """Return the current end offset of each of ``topic``'s ``partitions``."""

@@ -37,9 +37,11 @@ class Consumer:
             raise failure
 
 
-def ingest_with(failures: list[BaseException | None]) -> tuple[RawIngest, Consumer, list[Any]]:
+def ingest_with(
+    failures: list[BaseException | None], commit_interval: float = 0.0
+) -> tuple[RawIngest, Consumer, list[Any]]:
     """Return a RawIngest whose consumer fails commits as listed, and the batches it forwarded."""
-    ingest = RawIngest(Settings(), Metrics(CollectorRegistry()))
+    ingest = RawIngest(Settings(commit_interval=commit_interval), Metrics(CollectorRegistry()))
     consumer = Consumer(ingest, failures)
     forwarded: list[Any] = []
 
@@ -72,3 +74,20 @@ async def test_any_other_commit_failure_still_crashes_the_service() -> None:
 
     with pytest.raises(KafkaError):
         await asyncio.wait_for(RawIngest._run(ingest), 5)
+
+
+async def test_commits_are_spaced_by_the_commit_interval_not_made_per_batch() -> None:
+    """A commit is a round trip before the next batch: within one interval only the first batch commits."""
+    ingest, consumer, forwarded = ingest_with([None], commit_interval=3600.0)
+    batches = iter(range(3))
+
+    async def getmany(**_: Any) -> dict[str, list[str]]:
+        if next(batches, None) is None:
+            ingest._stopped.set()
+            return {}
+        return {"tp": ["record"]}
+
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    await asyncio.wait_for(RawIngest._run(ingest), 5)
+
+    assert (3, 1) == (len(forwarded), consumer.commits)
