@@ -89,7 +89,6 @@ class Settings:
     rebalance_timeout: float = 20.0
     commit_interval: float = 1.0
     batch_size: int = 1000
-    batch_window: float = 0.05
     log_level: str = "warning"
     # Seconds a stop (SIGTERM/SIGINT) may take before the process exits regardless: a graceful
     # stop takes a second or two, one with the broker gone would wait a minute for it.

@@ -3,7 +3,7 @@ The ACLs a worker's principal needs, and no more: the README's list, and what te
 
 A worker reads the raw topics, its re-keying topic, its table's changelog (at recovery) and
 Faust's leader topic; writes packs, changelog records, states and dead letters; commits offsets
-for its two consumer groups (Faust's and the raw ingest's). It creates topics only where it is
+for its consumer groups (Faust's, and its own: ingest, resolve, correlate). It creates topics only where it is
 allowed to; on clusters where applications may not, ``statusflow topics create`` (run by an
 admin) makes them all beforehand and the CREATE lines are not needed.
 """
@@ -40,7 +40,10 @@ def worker_acls(settings: Settings, *, creates_topics: bool = True) -> list[Acl]
     ]  # fmt: skip
     acls = [Acl("Read", "topic", name) for name in reads]
     acls += [Acl("Write", "topic", name) for name in writes]
-    acls += [Acl("Read", "group", name) for name in (s.app_id, f"{s.app_id}-ingest", f"{s.app_id}-correlate")]
+    acls += [
+        Acl("Read", "group", name)
+        for name in (s.app_id, f"{s.app_id}-ingest", f"{s.app_id}-resolve", f"{s.app_id}-correlate")
+    ]
     if creates_topics:
         acls += [Acl("Create", "topic", name) for name in every]
     return acls

@@ -1,16 +1,17 @@
 """
-The Faust app: raw topics -> re-key by member -> resolve into a table -> publish changes.
+The worker: raw topics -> re-key by member -> resolve into the member states -> publish changes.
 
 Two hops, because raw records are not keyed by member (a SendGrid body holds many members):
 
 1. ``RawIngest`` (stream/kafka/ingest.py): decode raw records in batches; dead-letter what cannot be
    resolved (original bytes, reason, topic/partition/offset); forward events in packs, one record
    per destination partition of the re-keying topic.
-2. ``resolve_members``, a Faust agent (concurrency 1: it updates a table, faust-streaming#606):
-   apply the core's join to each member's state in a changelog-backed table; publish the state
-   only if it changed.
+2. ``MemberResolver`` (stream/kafka/resolving.py) reads the packs in batches; ``Handlers.resolve``
+   applies the core's join to each member's state (``MemberStore``: a store per partition, with its
+   changelog), persists and publishes each changed state once.
 
-Delivery is at-least-once: Faust flushes the producer before it commits offsets, so a crash
+The Faust app hosts them (services, timers, the web pages and its shutdown). Delivery is
+at-least-once: offsets are committed only after what they produced was acknowledged, so a crash
 replays records, and the join makes every replay a no-op (README, "Delivery guarantee").
 """
 
@@ -39,6 +40,7 @@ from stream.kafka.client import faust_credentials
 from stream.kafka.correlate import Correlation
 from stream.kafka.ingest import DeliveryError, RawIngest
 from stream.kafka.recovery import StatusflowTableManager
+from stream.kafka.resolving import MemberResolver
 from stream.kafka.store import MemberStore
 from stream.kafka.topics import CHANGELOG_MAX_BYTES
 from stream.kafka.writer import Record, is_too_large
@@ -49,8 +51,6 @@ from stream.watchdog import Watchdog
 _UNKNOWN_END = 2**63
 _END_OFFSETS_TIMEOUT = 5.0
 log = logging.getLogger(__name__)  # an end offset not known: treat every pack as a possible replay
-
-_RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -79,7 +79,6 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.instance_id or None,
         producer_acks=-1,
-        stream_wait_empty=False,
         TableManager=StatusflowTableManager,  # seeks before records flow after a recovery
         # Serve only /metrics, /healthz, /readyz and Faust's static index: /table/ would list
         # members, /router/ and the statistics pages tell an outsider about the cluster.
@@ -93,7 +92,7 @@ def faust_app(settings: Settings) -> faust.App:
 class Handlers:
     """What the agents do with each batch; the agents themselves only iterate."""
 
-    def __init__(self, app: faust.App, settings: Settings, registry: CollectorRegistry) -> None:
+    def __init__(self, app: faust.App, settings: Settings, registry: CollectorRegistry, watchdog: Watchdog) -> None:
         self.app = app
         self.settings = settings
         self.metrics = Metrics(registry)
@@ -104,6 +103,7 @@ class Handlers:
         self.ready_log = ReadyLog()
         registry.register(self.guard.collector("members_by_status", self.members))
         self.replay_ends: dict[int, int] = {}
+        self.resolver = MemberResolver(settings, self.resolve, self.on_assigned, watchdog.fatal)
 
     async def resolve(self, batch: list[Any]) -> None:
         """
@@ -119,13 +119,13 @@ class Handlers:
         started = time.perf_counter()
         self.states.batch_started()
         try:
-            stores = await self.states.partitions({pack.message.partition for pack in batch})
-            held = [pack for pack in batch if pack.message.partition in stores]
+            stores = await self.states.partitions({pack.partition for pack in batch})
+            held = [pack for pack in batch if pack.partition in stores]
             observed = self.metrics.batch()
-            replay_ends = await self._replay_ends({pack.message.partition for pack in held})
+            replay_ends = await self._replay_ends({pack.partition for pack in held})
             changed, replayed = self._join(held, stores, replay_ends, observed)
             changelog = self.settings.changelog_topic
-            refused = await self.ingest.write(
+            refused = await self.ingest.write_states(
                 changelog, [(p, key, records.encode_state(after)) for key, (_, after, p) in changed.items()]
             )
             if refused:
@@ -137,7 +137,7 @@ class Handlers:
                     state = stores[partition].get(key)
                     if state is not None:
                         published[key] = (state, partition)
-            failed = await self.ingest.write(
+            failed = await self.ingest.write_states(
                 self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in published.items()]
             )
             if failed:
@@ -175,9 +175,9 @@ class Handlers:
         changed_in: dict[bytes, int] = {}
         replayed: dict[bytes, int] = {}
         for pack in batch:
-            partition = pack.message.partition
+            partition = pack.partition
             store = stores[partition]
-            replay = pack.message.offset < replay_ends.get(partition, _UNKNOWN_END)
+            replay = pack.offset < replay_ends.get(partition, _UNKNOWN_END)
             for item in records.decode_pack(pack.value):
                 key = item.member_id.encode()
                 entry = joined.get(key)
@@ -215,9 +215,8 @@ class Handlers:
         for key in too_large:
             del changed[key]  # type: ignore[arg-type]
         letters: list[Record] = []
-        for pack in batch:
-            message = pack.message
-            for item in records.decode_pack(pack.value):
+        for message in batch:
+            for item in records.decode_pack(message.value):
                 key = item.member_id.encode()
                 if key in too_large:
                     error = BadEventError(
@@ -238,8 +237,8 @@ class Handlers:
         """Return, per partition, the end offset when it was assigned: packs below it may be replays."""
         missing = partitions - self.replay_ends.keys()
         if missing:
-            # Asked of a consumer of our own, not Faust's: Faust's runs in a thread that is busy
-            # in the very rebalance this agent may be finishing a batch through.
+            # Asked of a consumer that is in no group: the resolver's own may be in the very
+            # rebalance this batch is being finished for.
             topic = self.settings.by_member_topic
             try:
                 ends = await asyncio.wait_for(self.ingest.end_offsets(topic, missing), _END_OFFSETS_TIMEOUT)
@@ -252,37 +251,35 @@ class Handlers:
     def ready(self) -> Verdict:
         """Return whether this worker resolves events now (``/readyz``)."""
         return readiness(
-            self.app, lambda: len(self.states), self.states.records_to_restore, self.settings.by_member_topic
+            self.resolver, lambda: len(self.states), self.states.records_to_restore, self.settings.by_member_topic
         )
 
     async def say_when_ready(self) -> None:
         """Say, in one line, when the worker becomes ready."""
         self.ready_log.observe(self.ready())
 
-    async def on_assigned(self, *args: Any, **kwargs: Any) -> None:
+    async def on_assigned(self, partitions: set[int]) -> None:
         """
         At every assignment: hold and restore exactly the re-key topic's partitions assigned.
 
         What another worker may have handled is measured anew (replay ends) too.
         """
-        assigned = args[1] if len(args) > 1 else kwargs.get("assigned", ())  # Faust sends (sender, assigned)
         self.replay_ends.clear()
-        topic = self.settings.by_member_topic
-        await self.states.assign({tp.partition for tp in assigned if tp.topic == topic})
+        await self.states.assign(partitions)
 
     async def measure_lag(self) -> None:
         """
         Set statusflow_consumer_lag for the partitions this worker holds now.
 
-        Right after an assignment, and while Faust pauses partitions for a table recovery, a
-        partition's highwater (or position) is not known yet: it is skipped until it is.
+        Right after an assignment a partition's highwater (or position) is not known yet: it is
+        skipped until it is.
         """
-        consumer = self.app.consumer
+        consumer = self.resolver.consumer
         self.metrics.consumer_lag.clear()  # partitions lost in a rebalance must not linger
         await self.ingest.report_lag()
+        if consumer is None:
+            return
         for tp in consumer.assignment():
-            if tp.topic != self.settings.by_member_topic:  # not the changelog nor Faust's own topics
-                continue
             try:
                 position = await consumer.position(tp)
             except IllegalStateError:  # revoked since assignment() was read
@@ -296,32 +293,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """Build the Faust app for ``settings``; metrics go to ``registry`` (a fresh one by default)."""
     registry = registry or CollectorRegistry()
     app = faust_app(settings)
-    handlers = Handlers(app, settings, registry)
-    by_member = app.topic(settings.by_member_topic, partitions=settings.partitions, internal=True, **_RAW)
-
-    def batches(stream: Any) -> Any:
-        return stream.take_events(settings.batch_size, within=settings.batch_window)
+    watchdog = Watchdog(app, lambda: handlers.states.records_to_restore())  # noqa: PLW0108 - handlers comes next
+    handlers = Handlers(app, settings, registry, watchdog)
 
     app.add_dependency(handlers.ingest)  # started and stopped with the app
     app.add_dependency(handlers.states)
     app.add_dependency(Correlation(settings, handlers.metrics, handlers.ingest))  # the dispatch join, after ingest
-    watchdog = Watchdog(app, handlers.states.records_to_restore)
-    app.add_dependency(watchdog)  # a crashed app, agent or service ends the process
-
-    @app.agent(by_member, concurrency=1)  # updates a table: concurrency 1 (faust-streaming#606)
-    async def resolve_members(stream: Any) -> None:
-        try:
-            async for batch in batches(stream):
-                await handlers.resolve(batch)
-        except Exception as exc:  # handed to the watchdog, which ends the process
-            # Exit before Faust's agent error path runs: it commits, and closing the batch
-            # iterator acknowledges the failed batch, so a graceful stop could commit it unapplied.
-            watchdog.fatal("agent resolve_members", exc)
-            raise
+    app.add_dependency(handlers.resolver)  # after the store and the writers it hands its batches to
+    app.add_dependency(watchdog)  # a crashed app or service ends the process
 
     app.timer(interval=5.0)(handlers.guard.task("measure_lag")(handlers.measure_lag))
     app.timer(interval=1.0)(handlers.guard.task("ready_log")(handlers.say_when_ready))
-    app.on_partitions_assigned.connect(handlers.on_assigned)
     _serve(app, registry, lambda: liveness(watchdog.find_crash), handlers.ready)
     return app
 

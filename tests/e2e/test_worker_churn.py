@@ -200,8 +200,8 @@ def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_o
     assert 0 == a.stop()
 
 
-def test_a_worker_whose_resolve_agent_crashed_exits_1_instead_of_lingering(pipeline: Pipeline) -> None:
-    """A record on the re-keying topic that is not a pack crashes the agent: the process ends, status 1."""
+def test_a_worker_whose_resolver_crashed_exits_1_instead_of_lingering(pipeline: Pipeline) -> None:
+    """A record on the re-keying topic that is not a pack crashes the resolver: the process ends, status 1."""
     worker = pipeline.start_worker()
     pipeline.produce([orjson.dumps({"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": 1})])
     pipeline.wait_for(lambda: "m1" in pipeline.latest_states(), 60, "the worker to process an event")
@@ -211,7 +211,7 @@ def test_a_worker_whose_resolve_agent_crashed_exits_1_instead_of_lingering(pipel
     pipeline.wait_for(lambda: worker.process.poll() is not None, 60, "the worker to exit")
     assert worker.process.returncode == 1
     log = worker.log.read_text()
-    assert "statusflow worker: agent resolve_members crashed (JSONDecodeError" in log
+    assert "statusflow worker: resolve_members crashed (JSONDecodeError" in log
 
 
 async def _send(broker: str, topic: str, value: bytes) -> None:

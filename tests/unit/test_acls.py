@@ -38,7 +38,7 @@ def test_the_worker_reads_raw_and_internal_topics_and_writes_only_what_it_produc
         "campaign-member-status",
         "message-events.dlq",
     } == writes
-    assert {"sf", "sf-ingest", "sf-correlate"} == groups
+    assert {"sf", "sf-ingest", "sf-resolve", "sf-correlate"} == groups
     assert not any(a.operation == "Create" for a in acls)
 
 

@@ -97,7 +97,9 @@ async def test_lag_is_measured_only_for_partitions_whose_highwater_and_position_
 
     consumer = SimpleNamespace(assignment=lambda: set(positions), position=position, highwater=highwaters.get)
     registry = CollectorRegistry()
-    handlers = Handlers(SimpleNamespace(consumer=consumer), Settings(), registry)  # type: ignore[arg-type]
+    watchdog = SimpleNamespace(fatal=lambda *_: None)
+    handlers = Handlers(SimpleNamespace(), Settings(), registry, watchdog)  # type: ignore[arg-type]
+    handlers.resolver.consumer = consumer  # the re-key topic's consumer
     handlers.ingest.consumer = consumer  # the raw topics' consumer: same gaps
 
     await handlers.measure_lag()

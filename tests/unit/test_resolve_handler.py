@@ -41,6 +41,10 @@ class FakeIngest:
                 ends[topic, partition] = ends.get((topic, partition), 0) + 1
         return ends
 
+    async def write_states(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
+        """Record a write of states, as ``write``."""
+        return await self.write(topic, items)
+
     async def write(self, topic: str, items: Sequence[Record]) -> list[tuple[Record, BaseException]]:
         """Record a write; fail the oversize changelog records."""
         self.writes.append((topic, list(items)))
@@ -51,15 +55,15 @@ class FakeIngest:
 
 def handlers(ingest: FakeIngest) -> Handlers:
     """Return Handlers over memory partition stores (held, nothing to restore) and the fake ingest."""
-    app = SimpleNamespace(on_partitions_assigned=SimpleNamespace(connect=lambda _: None))
-    handler = Handlers(app, SETTINGS, CollectorRegistry())  # type: ignore[arg-type]
+    watchdog = SimpleNamespace(fatal=lambda *_: None)
+    handler = Handlers(SimpleNamespace(), SETTINGS, CollectorRegistry(), watchdog)  # type: ignore[arg-type]
     handler.states.held = {p: MemoryPartition() for p in range(SETTINGS.partitions)}
     handler.ingest = ingest  # type: ignore[assignment]
     return handler
 
 
 def pack(partition: int, offset: int, *events: tuple[str, str, str]) -> Any:
-    """Return a pack as the agent sees it: events of (member, event id, SMPP status) at an offset."""
+    """Return a pack as the resolver reads it: events of (member, event id, SMPP status) at an offset."""
     fields = [
         records.event_fields(
             decode_event(
@@ -70,9 +74,7 @@ def pack(partition: int, offset: int, *events: tuple[str, str, str]) -> Any:
         )
         for m, e, s in events
     ]
-    return SimpleNamespace(
-        value=orjson.dumps(fields), message=SimpleNamespace(partition=partition, offset=offset, topic="t")
-    )
+    return SimpleNamespace(value=orjson.dumps(fields), partition=partition, offset=offset, topic="t")
 
 
 def published(ingest: FakeIngest, topic: str) -> list[dict[str, Any]]:
