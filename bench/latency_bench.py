@@ -1,15 +1,19 @@
 """
-End-to-end latency of the worker at a steady rate: produce time to resolved state on the output topic.
+End-to-end latency at a steady rate: produce time to resolved state on the output topic.
 
-    make bench-latency      (or: python bench/latency_bench.py --rate 2000 --seconds 30)
+    make bench-latency      (or: python bench/latency_bench.py --rate 2000 --seconds 30 --rounds 3)
 
-Starts its own broker (deploy/kafka/kafka.sh, port 19632, throw-away data; stopped at the end) and
-one ``statusflow worker``, waits until it is ready, then produces ``--rate`` events/s for
-``--seconds`` s (after a 5 s warm-up at the same rate, not counted), each event a new member (so
-each makes exactly one state on the output topic), and reads the output topic from its end. A
+Starts its own broker (deploy/kafka/kafka.sh, port 19632, throw-away data; stopped at the end). Per
+round, one after the other: the baseline, bench/relay.py (two plain aiokafka hops in one process,
+each batch written with acks=all and acknowledged before the next read, no decoding and no state),
+then one ``statusflow worker``, ready before its run. Each gets ``--rate`` events/s for
+``--seconds`` s (after a ``--warmup`` at the same rate, not counted), each event a new member (so
+each makes exactly one state on the output topic), and its output topic is read from its end. A
 member's latency is from just before its event was handed to the producer to when the consumer
-read its state (both clocks of this machine). Meanwhile /metrics is scraped every 15 s as
-Prometheus would, and each scrape is timed. Percentiles go to stdout and bench/results/latency.json.
+read its state (both clocks of this machine). During the worker's runs /metrics is scraped every
+15 s as Prometheus would, each scrape timed, and the re-key and changelog topics are read too: their
+record timestamps split the worker's latency by hop. Medians of the rounds and the worker/relay
+ratios go to stdout, every round to bench/results/latency.json.
 """
 
 from __future__ import annotations
@@ -18,19 +22,22 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka_runs import ROOT, broker, start_worker
+from kafka_runs import ROOT, broker, create_topic, start_worker
 
 from stream.config import Settings
 from stream.kafka.client import kafka_client_options
 from stream.kafka.topics import ensure_topics
+from stream.records import decode_pack
 
 PORT = 19632
 WEB_PORT = 16266
@@ -60,8 +67,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def produce(producer: AIOKafkaProducer, topic: str, rate: int, total: int, sent: dict[str, float]) -> None:
+async def produce(  # noqa: PLR0913, PLR0917 - the run's clocks are two of them
+    producer: AIOKafkaProducer, topic: str, rate: int, total: int, sent: dict[str, float], sent_at: dict[str, float]
+) -> None:
     """Send ``total`` events, each a new member, ``rate`` a second in 10 ms ticks; note when each was sent."""
+    tag = time.monotonic_ns()  # members new to this run, whatever ran before on the broker
     per_tick = max(1, round(rate * 0.01))
     start = time.perf_counter()
     for n in range(0, total, per_tick):
@@ -69,39 +79,79 @@ async def produce(producer: AIOKafkaProducer, topic: str, rate: int, total: int,
         if delay > 0:
             await asyncio.sleep(delay)
         for i in range(n, min(n + per_tick, total)):
-            member = f"lat-{i:07d}"
+            member = f"lat-{tag}-{i:07d}"
             value = orjson.dumps(
                 {"member_id": member, "event_id": "e", "source": "smpp", "status": "DELIVRD", "occurred_at": 1}
             )
             sent[member] = time.perf_counter()
+            sent_at[member] = time.time()
             await producer.send(topic, value, key=member.encode())
     await producer.flush()
 
 
-async def consume(consumer: AIOKafkaConsumer, total: int, seen: dict[str, float], within: float) -> None:
-    """Read the output topic until ``total`` members have a state; note when each was first read."""
+# The hops a member's event takes, each named by the topic whose record timestamp (the writer's
+# clock when it appended the record) marks the hop's end: re-keyed by ingest, persisted, published.
+HOPS = ("by_member", "changelog", "output")
+
+
+async def consume(  # noqa: PLR0913, PLR0917 - where it reads, and what it notes
+    consumer: AIOKafkaConsumer,
+    settings: Settings,
+    output: str,
+    total: int,
+    seen: dict[str, float],
+    stamps: dict[str, dict[str, float]],
+    within: float,
+) -> None:
+    """
+    Read the output topic until ``total`` members have a state; note when each was first read.
+
+    The re-key and changelog topics are read too, for the time each member's event reached them.
+    """
+    hop_of = {
+        settings.by_member_topic: "by_member",
+        settings.changelog_topic: "changelog",
+        output: "output",
+    }
     deadline = time.perf_counter() + within
     while len(seen) < total and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=100)
         now = time.perf_counter()
-        for records in batch.values():
+        for tp, records in batch.items():
+            hop = stamps[hop_of[tp.topic]]
             for record in records:
-                seen.setdefault(record.key.decode() if record.key else "", now)
+                stamp = record.timestamp / 1000
+                if hop_of[tp.topic] == "by_member":
+                    for event in decode_pack(record.value):
+                        hop.setdefault(event.member_id, stamp)
+                    continue
+                member = record.key.decode() if record.key else ""
+                hop.setdefault(member, stamp)
+                if tp.topic == output:
+                    seen.setdefault(member, now)
 
 
-async def scrape_every(scrapes: list[float]) -> None:
-    """Scrape /metrics every SCRAPE_EVERY seconds, as Prometheus would, until cancelled."""
-    while True:
+async def scrape_every(scrapes: list[float] | None) -> None:
+    """Scrape /metrics every SCRAPE_EVERY seconds, as Prometheus would, until cancelled (None: no worker)."""
+    while scrapes is not None:
         await asyncio.sleep(SCRAPE_EVERY)
         took, _ = await asyncio.to_thread(scrape, WEB_PORT)
         scrapes.append(took)
 
 
-async def measure(settings: Settings, rate: int, seconds: float, warmup: float) -> tuple[dict[str, float], list[float]]:
-    """Produce at ``rate`` while reading the output; return each counted member's latency and the scrapes."""
+async def measure(  # noqa: PLR0913, PLR0917 - a run is described by all of these
+    settings: Settings, source: str, output: str, rate: int, seconds: float, warmup: float
+) -> tuple[dict[str, float], list[float], dict[str, float]]:
+    """
+    Produce to ``source`` at ``rate`` while reading ``output``; return each counted member's latency.
+
+    With the worker's topics as ``source`` and ``output``, the scrapes and the hops are measured too.
+    """
+    worker = output == settings.output_topic
     consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False)
     await consumer.start()
-    partitions = [TopicPartition(settings.output_topic, p) for p in range(settings.partitions)]
+    topics = (output, settings.by_member_topic, settings.changelog_topic) if worker else (output,)
+    partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     for tp in partitions:
@@ -109,14 +159,16 @@ async def measure(settings: Settings, rate: int, seconds: float, warmup: float) 
     producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     sent: dict[str, float] = {}
+    sent_at: dict[str, float] = {}
     seen: dict[str, float] = {}
+    stamps: dict[str, dict[str, float]] = {hop: {} for hop in HOPS}
     scrapes: list[float] = []
     total = int(rate * (warmup + seconds))
-    scraper = asyncio.create_task(scrape_every(scrapes))
+    scraper = asyncio.create_task(scrape_every(scrapes if worker else None))
     try:
         await asyncio.gather(
-            produce(producer, settings.events_topic, rate, total, sent),
-            consume(consumer, total, seen, warmup + seconds + 120),
+            produce(producer, source, rate, total, sent, sent_at),
+            consume(consumer, settings, output, total, seen, stamps, warmup + seconds + 120),
         )
     finally:
         scraper.cancel()
@@ -126,8 +178,25 @@ async def measure(settings: Settings, rate: int, seconds: float, warmup: float) 
     if missing:
         raise SystemExit(f"{missing} members never reached the output topic")
     counted_from = int(rate * warmup)
-    latencies = {m: seen[m] - sent[m] for m in sent if int(m[4:]) >= counted_from}
-    return latencies, scrapes
+    counted = [m for m in sent if int(m.rsplit("-", 1)[1]) >= counted_from]
+    latencies = {m: seen[m] - sent[m] for m in counted}
+    return latencies, scrapes, hop_times(counted, sent_at, stamps) if worker else {}
+
+
+def hop_times(counted: list[str], sent_at: dict[str, float], stamps: dict[str, dict[str, float]]) -> dict[str, float]:
+    """
+    Return the median time of each hop, in ms: produce -> re-keyed -> persisted -> published.
+
+    From record timestamps (milliseconds, the worker's clock, which is this machine's): the writer
+    stamps a record when it appends it to a batch, so each hop ends when its write began.
+    """
+    medians: dict[str, float] = {}
+    start = sent_at
+    for hop in HOPS:
+        ends = stamps[hop]
+        medians[hop] = statistics.median((ends[m] - start[m]) * 1000 for m in counted if m in ends and m in start)
+        start = ends
+    return medians
 
 
 def main() -> None:
@@ -136,56 +205,104 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=PORT)
-    parser.add_argument(
-        "--batch-window", help="STATUSFLOW_BATCH_WINDOW for the worker (its take_events window; default 0.05 s)"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="relay and worker runs, interleaved")
     args = parser.parse_args()
-    extra = {"STATUSFLOW_BATCH_WINDOW": args.batch_window} if args.batch_window else {}
     workdir = Path(tempfile.mkdtemp(prefix="statusflow-latency-"))
     settings = Settings(
-        broker=f"127.0.0.1:{args.port}", events_topic="bench.message-events", output_topic="bench.status"
+        broker=f"127.0.0.1:{args.port}",
+        app_id="latency",
+        events_topic="bench.message-events",
+        output_topic="bench.status",
     )
+    runs: dict[str, list[dict[str, Any]]] = {"relay": [], "worker": []}
     with broker(args.port, workdir / "kafka"):
         asyncio.run(ensure_topics(settings))
-        worker = start_worker(settings, "latency", WEB_PORT, workdir, extra)
-        try:
-            deadline = time.monotonic() + 300
-            while not ready(WEB_PORT):
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise SystemExit(f"the worker did not become ready; see {workdir}/latency.log")
-                time.sleep(0.2)
-            latencies, scrapes = asyncio.run(measure(settings, args.rate, args.seconds, args.warmup))
-            idle_scrapes = [scrape(WEB_PORT)[0] for _ in range(5)]
-        finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+        for round_ in range(args.rounds):
+            runs["relay"].append(relay_run(settings, args, round_))
+            runs["worker"].append(worker_run(settings, args, workdir))
+    medians = {
+        side: {key: statistics.median(run[key] for run in rounds) for key in PERCENTILES}
+        for side, rounds in runs.items()
+    }
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / "latency.json").write_text(
+        json.dumps({"rate": args.rate, "seconds": args.seconds, "runs": runs, "medians": medians}, indent=2)
+    )
+    print(
+        f"\n{args.rate:,} events/s for {args.seconds:.0f} s, each a new member; {args.rounds} round(s), "
+        "medians of the rounds; /metrics scraped every 15 s during the worker's runs"
+    )
+    for side, figures in medians.items():
+        print(
+            f"  {side:<7} produce -> output read: p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
+            f"p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms"
+        )
+    ratios = ", ".join(f"{key[:-3]} {medians['worker'][key] / medians['relay'][key]:.2f}" for key in PERCENTILES)
+    print(f"  worker / relay: {ratios}")
+    for run in runs["worker"]:
+        hops = run["hop_medians_ms"]
+        under_load = ", ".join(f"{s:.1f}" for s in run["scrapes_under_load_ms"])
+        idle = ", ".join(f"{s:.1f}" for s in run["scrapes_idle_ms"])
+        print(
+            f"  worker hops (medians): produce -> re-keyed {hops['by_member']:.1f} ms, -> changelog write "
+            f"{hops['changelog']:.1f} ms, -> output write {hops['output']:.1f} ms; /metrics under load {under_load} ms, "
+            f"after {idle} ms"
+        )
+
+
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def figures_of(latencies: dict[str, float]) -> dict[str, Any]:
+    """Return the percentiles of a run's latencies, in ms."""
     values = [v * 1000 for v in latencies.values()]
-    figures = {
+    return {
         "events": len(values),
-        "rate": args.rate,
-        "batch_window": args.batch_window,
         "p50_ms": percentile(values, 0.50),
         "p95_ms": percentile(values, 0.95),
         "p99_ms": percentile(values, 0.99),
         "max_ms": max(values),
-        "mean_ms": statistics.fmean(values),
+    }
+
+
+def relay_run(settings: Settings, args: argparse.Namespace, round_: int) -> dict[str, Any]:
+    """Measure the baseline: bench/relay.py's two plain hops, on topics of its own."""
+    source, output = f"bench.relay-{round_}", f"bench.relay-{round_}.out"
+    for topic in (source, f"{source}.hop", output):
+        asyncio.run(create_topic(settings, topic))
+    relay = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "relay.py"), settings.broker, source, output], cwd=ROOT
+    )
+    try:
+        latencies, _, _ = asyncio.run(measure(settings, source, output, args.rate, args.seconds, args.warmup))
+    finally:
+        relay.terminate()
+        relay.wait(timeout=60)
+    return figures_of(latencies)
+
+
+def worker_run(settings: Settings, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Measure one worker, ready before the run, on the worker's topics (read from their ends)."""
+    worker = start_worker(settings, settings.app_id, WEB_PORT, workdir)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready(WEB_PORT):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit(f"the worker did not become ready; see {workdir}/latency.log")
+            time.sleep(0.2)
+        latencies, scrapes, hops = asyncio.run(
+            measure(settings, settings.events_topic, settings.output_topic, args.rate, args.seconds, args.warmup)
+        )
+        idle_scrapes = [scrape(WEB_PORT)[0] for _ in range(5)]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    return {
+        **figures_of(latencies),
         "scrapes_under_load_ms": [s * 1000 for s in scrapes],
         "scrapes_idle_ms": [s * 1000 for s in idle_scrapes],
+        "hop_medians_ms": hops,
     }
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "latency.json").write_text(json.dumps(figures, indent=2))
-    window = args.batch_window or "0.05 (default)"
-    print(
-        f"\n{len(values):,} events at {args.rate:,}/s, each a new member, one worker, batch window {window} s, "
-        f"/metrics scraped every {SCRAPE_EVERY:.0f} s"
-    )
-    print(
-        f"  produce -> state on the output topic: p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
-        f"p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms"
-    )
-    under_load = ", ".join(f"{s:.1f}" for s in figures["scrapes_under_load_ms"])
-    idle = ", ".join(f"{s:.1f}" for s in figures["scrapes_idle_ms"])
-    print(f"  /metrics scrape: under load {under_load} ms; after the run {idle} ms", file=sys.stdout)
 
 
 if __name__ == "__main__":
