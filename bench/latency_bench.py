@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,26 +68,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def produce(  # noqa: PLR0913, PLR0917 - the run's clocks are two of them
-    producer: AIOKafkaProducer, topic: str, rate: int, total: int, sent: dict[str, float], sent_at: dict[str, float]
-) -> None:
-    """Send ``total`` events, each a new member, ``rate`` a second in 10 ms ticks; note when each was sent."""
-    tag = time.monotonic_ns()  # members new to this run, whatever ran before on the broker
-    per_tick = max(1, round(rate * 0.01))
-    start = time.perf_counter()
-    for n in range(0, total, per_tick):
-        delay = start + (n / rate) - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        for i in range(n, min(n + per_tick, total)):
-            member = f"lat-{tag}-{i:07d}"
-            value = orjson.dumps(
-                {"member_id": member, "event_id": "e", "source": "smpp", "status": "DELIVRD", "occurred_at": 1}
-            )
-            sent[member] = time.perf_counter()
-            sent_at[member] = time.time()
-            await producer.send(topic, value, key=member.encode())
-    await producer.flush()
+@dataclass
+class Run:
+    """One run's members and what was noted of each: sent (both clocks), read, and hop timestamps."""
+
+    total: int  # events, each a member of its own
+    prefix: str = field(default_factory=lambda: f"lat-{time.monotonic_ns()}-")  # members new to this run
+    sent: dict[str, float] = field(default_factory=dict)  # perf_counter, just before the producer has it
+    sent_at: dict[str, float] = field(default_factory=dict)  # wall clock, for the record timestamps
+    seen: dict[str, float] = field(default_factory=dict)  # perf_counter, first read on the output topic
+    stamps: dict[str, dict[str, float]] = field(default_factory=lambda: {hop: {} for hop in HOPS})
 
 
 # The hops a member's event takes, each named by the topic whose record timestamp (the writer's
@@ -94,31 +85,39 @@ async def produce(  # noqa: PLR0913, PLR0917 - the run's clocks are two of them
 HOPS = ("by_member", "changelog", "output")
 
 
-async def consume(  # noqa: PLR0913, PLR0917 - where it reads, and what it notes
-    consumer: AIOKafkaConsumer,
-    settings: Settings,
-    output: str,
-    total: int,
-    seen: dict[str, float],
-    stamps: dict[str, dict[str, float]],
-    within: float,
-) -> None:
+async def produce(producer: AIOKafkaProducer, topic: str, rate: int, run: Run) -> None:
+    """Send the run's events, each a new member, ``rate`` a second in 10 ms ticks; note when each was sent."""
+    per_tick = max(1, round(rate * 0.01))
+    start = time.perf_counter()
+    total = run.total
+    for n in range(0, total, per_tick):
+        delay = start + (n / rate) - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for i in range(n, min(n + per_tick, total)):
+            member = f"{run.prefix}{i:07d}"
+            value = orjson.dumps(
+                {"member_id": member, "event_id": "e", "source": "smpp", "status": "DELIVRD", "occurred_at": 1}
+            )
+            run.sent[member] = time.perf_counter()
+            run.sent_at[member] = time.time()
+            await producer.send(topic, value, key=member.encode())
+    await producer.flush()
+
+
+async def consume(consumer: AIOKafkaConsumer, settings: Settings, output: str, run: Run, within: float) -> None:
     """
-    Read the output topic until ``total`` members have a state; note when each was first read.
+    Read ``output`` until every member of the run has a state there; note when each was first read.
 
     The re-key and changelog topics are read too, for the time each member's event reached them.
     """
-    hop_of = {
-        settings.by_member_topic: "by_member",
-        settings.changelog_topic: "changelog",
-        output: "output",
-    }
+    hop_of = {settings.by_member_topic: "by_member", settings.changelog_topic: "changelog", output: "output"}
     deadline = time.perf_counter() + within
-    while len(seen) < total and time.perf_counter() < deadline:
+    while len(run.seen) < run.total and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=100)
         now = time.perf_counter()
         for tp, records in batch.items():
-            hop = stamps[hop_of[tp.topic]]
+            hop = run.stamps[hop_of[tp.topic]]
             for record in records:
                 stamp = record.timestamp / 1000
                 if hop_of[tp.topic] == "by_member":
@@ -126,9 +125,11 @@ async def consume(  # noqa: PLR0913, PLR0917 - where it reads, and what it notes
                         hop.setdefault(event.member_id, stamp)
                     continue
                 member = record.key.decode() if record.key else ""
+                if not member.startswith(run.prefix):
+                    continue  # another run's
                 hop.setdefault(member, stamp)
                 if tp.topic == output:
-                    seen.setdefault(member, now)
+                    run.seen.setdefault(member, now)
 
 
 async def scrape_every(scrapes: list[float] | None) -> None:
@@ -158,32 +159,28 @@ async def measure(  # noqa: PLR0913, PLR0917 - a run is described by all of thes
         await consumer.position(tp)  # resolve the end now, before anything is produced
     producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
-    sent: dict[str, float] = {}
-    sent_at: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    stamps: dict[str, dict[str, float]] = {hop: {} for hop in HOPS}
+    run = Run(total=int(rate * (warmup + seconds)))
     scrapes: list[float] = []
-    total = int(rate * (warmup + seconds))
     scraper = asyncio.create_task(scrape_every(scrapes if worker else None))
     try:
         await asyncio.gather(
-            produce(producer, source, rate, total, sent, sent_at),
-            consume(consumer, settings, output, total, seen, stamps, warmup + seconds + 120),
+            produce(producer, source, rate, run),
+            consume(consumer, settings, output, run, warmup + seconds + 120),
         )
     finally:
         scraper.cancel()
         await producer.stop()
         await consumer.stop()
-    missing = total - len(seen)
+    missing = run.total - len(run.seen)
     if missing:
-        raise SystemExit(f"{missing} members never reached the output topic")
+        raise SystemExit(f"{missing} members never reached {output}")
     counted_from = int(rate * warmup)
-    counted = [m for m in sent if int(m.rsplit("-", 1)[1]) >= counted_from]
-    latencies = {m: seen[m] - sent[m] for m in counted}
-    return latencies, scrapes, hop_times(counted, sent_at, stamps) if worker else {}
+    counted = [m for m in run.sent if int(m.removeprefix(run.prefix)) >= counted_from]
+    latencies = {m: run.seen[m] - run.sent[m] for m in counted}
+    return latencies, scrapes, hop_times(counted, run) if worker else {}
 
 
-def hop_times(counted: list[str], sent_at: dict[str, float], stamps: dict[str, dict[str, float]]) -> dict[str, float]:
+def hop_times(counted: list[str], run: Run) -> dict[str, float]:
     """
     Return the median time of each hop, in ms: produce -> re-keyed -> persisted -> published.
 
@@ -191,9 +188,9 @@ def hop_times(counted: list[str], sent_at: dict[str, float], stamps: dict[str, d
     stamps a record when it appends it to a batch, so each hop ends when its write began.
     """
     medians: dict[str, float] = {}
-    start = sent_at
+    start = run.sent_at
     for hop in HOPS:
-        ends = stamps[hop]
+        ends = run.stamps[hop]
         medians[hop] = statistics.median((ends[m] - start[m]) * 1000 for m in counted if m in ends and m in start)
         start = ends
     return medians
