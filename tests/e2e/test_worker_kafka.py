@@ -14,7 +14,7 @@ from stream.codec import state_document
 from stream.domain.model import MemberState
 from stream.resolver import DeadLetter, Tally, apply, events_of
 from stream.synthetic import stream
-from tests.kafka_fixtures import Pipeline, WorkerProcess
+from tests.kafka_fixtures import STORES, Pipeline, WorkerProcess, differences_of, side_by_side
 
 pytestmark = pytest.mark.kafka
 
@@ -207,24 +207,27 @@ def backwards(published: list[Any]) -> list[str]:
     return older
 
 
-def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline) -> None:
-    """Two workers share the group; one is killed; the other recovers its state from the changelog."""
+@pytest.mark.parametrize("stores", [STORES], ids=["+".join(STORES)])
+def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline, stores: tuple[str, ...]) -> None:
+    """Two workers share the group; one is killed; the other recovers its state from the changelog. Per store."""
+    lines_ = side_by_side(pipeline, stores)  # two workers per store, same input: one kill for all
     lines = sample(2000, 9, seed=44)[:20_000]
-    expected = offline(lines)
-    first, _second = pipeline.start_worker(), pipeline.start_worker()
+    expected, half = offline(lines), offline(lines[:10_000])
+    pairs = [(line.start_worker(), line.start_worker()) for line in lines_]
     pipeline.produce(lines[:10_000])
     pipeline.wait_for(
-        lambda: pipeline.latest_states() == offline(lines[:10_000]), 180, "both workers on the first half"
+        lambda: all(line.latest_states() == half for line in lines_), 180, "both workers on the first half"
     )
 
-    first.kill()
+    for first, _second in pairs:
+        first.kill()
     pipeline.produce(lines[10_000:])
 
     pipeline.wait_for(
-        lambda: pipeline.latest_states() == expected,
+        lambda: all(line.latest_states() == expected for line in lines_),
         240,
         "the survivor to finish the stream",
-        lambda: pipeline.differences(expected),
+        lambda: differences_of(lines_, expected),
     )
 
 
