@@ -14,7 +14,7 @@ from stream.codec import state_document
 from stream.domain.model import MemberState
 from stream.resolver import DeadLetter, Tally, apply, events_of
 from stream.synthetic import stream
-from tests.kafka_fixtures import STORES, Pipeline, WorkerProcess, differences_of, side_by_side
+from tests.kafka_fixtures import STORES, Pipeline, WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -207,27 +207,31 @@ def backwards(published: list[Any]) -> list[str]:
     return older
 
 
-@pytest.mark.parametrize("stores", [STORES], ids=["+".join(STORES)])
-def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline, stores: tuple[str, ...]) -> None:
-    """Two workers share the group; one is killed; the other recovers its state from the changelog. Per store."""
-    lines_ = side_by_side(pipeline, stores)  # two workers per store, same input: one kill for all
+# Parametrized, not side by side: with four workers at once on this 2-core machine, 2 runs in 6
+# lost a range of packs after the hand-over (README, "Tests").
+@pytest.mark.parametrize("store", STORES)
+def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline, store: str) -> None:
+    """Two workers share the group; one is killed; the other recovers its state from the changelog."""
+    pipeline.on_store(store)
     lines = sample(2000, 9, seed=44)[:20_000]
     expected, half = offline(lines), offline(lines[:10_000])
-    pairs = [(line.start_worker(), line.start_worker()) for line in lines_]
+    first, _second = pipeline.start_worker(), pipeline.start_worker()
     pipeline.produce(lines[:10_000])
     pipeline.wait_for(
-        lambda: all(line.latest_states() == half for line in lines_), 180, "both workers on the first half"
+        lambda: pipeline.latest_states() == half,
+        180,
+        "both workers on the first half",
+        lambda: pipeline.differences(half),
     )
 
-    for first, _second in pairs:
-        first.kill()
+    first.kill()
     pipeline.produce(lines[10_000:])
 
     pipeline.wait_for(
-        lambda: all(line.latest_states() == expected for line in lines_),
+        lambda: pipeline.latest_states() == expected,
         240,
         "the survivor to finish the stream",
-        lambda: differences_of(lines_, expected),
+        lambda: pipeline.differences(expected),
     )
 
 
