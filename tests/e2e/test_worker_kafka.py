@@ -207,8 +207,8 @@ def backwards(published: list[Any]) -> list[str]:
     return older
 
 
-# Parametrized, not side by side: with four workers at once on this 2-core machine, 2 runs in 6
-# lost a range of packs after the hand-over (README, "Tests").
+# Parametrized, not side by side: with four workers at once on this 2-core machine, one
+# pipeline's survivor lost a range of packs after the hand-over, 2 runs in 7 (README, "Tests").
 @pytest.mark.parametrize("store", STORES)
 def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline, store: str) -> None:
     """Two workers share the group; one is killed; the other recovers its state from the changelog."""
