@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from stream.config import Settings
 from stream.kafka.client import kafka_client_options
 from stream.kafka.producer import member_key, produce_lines
-from stream.kafka.topics import RAW_MAX_BYTES, ensure_topics
+from stream.kafka.topics import RAW_MAX_BYTES, check_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -176,6 +176,11 @@ class Pipeline:
             dlq_topic=f"{self.settings.dlq_topic}-{suffix}",
         )
         asyncio.run(ensure_topics(settings))
+        # On the three-node cluster a broker may list the new topics a moment after their creation.
+        deadline = time.monotonic() + 30
+        while missing := [d for d in asyncio.run(check_topics(settings)) if d.endswith(": missing")]:
+            assert time.monotonic() < deadline, f"topics still missing 30 s after their creation: {missing}"
+            time.sleep(0.2)
         workdir = self.workdir / suffix
         workdir.mkdir()
         other = Pipeline(settings, workdir, worker_env=dict(self.worker_env)).on_store(store)
