@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from stream.config import Settings
 from stream.kafka.client import kafka_client_options
 from stream.kafka.producer import member_key, produce_lines
-from stream.kafka.topics import RAW_MAX_BYTES, ensure_topics
+from stream.kafka.topics import RAW_MAX_BYTES, check_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -72,16 +72,23 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     web_port: int
     log: Path
+    terminated: bool = False
 
     def kill(self) -> None:
         """Kill -9: no shutdown, no commit, no flush."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting (stop() waits)."""
+        if self.process.poll() is None and not self.terminated:
+            self.terminated = True
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> int:
         """SIGTERM and wait for a graceful exit; return the exit status."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 return self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -107,6 +114,7 @@ class Pipeline:
     workers: list[WorkerProcess] = field(default_factory=list)
     # Variables only the workers get (a principal of their own; the pipeline's clients stay admin).
     worker_env: dict[str, str] = field(default_factory=dict)
+    siblings: list[Pipeline] = field(default_factory=list)  # made by beside(): stopped with this one
 
     def env(self) -> dict[str, str]:
         """Return the environment that points a worker at this pipeline."""
@@ -147,6 +155,38 @@ class Pipeline:
         self.workers.append(worker)
         return worker
 
+    def on_store(self, store: str) -> Pipeline:
+        """Have this pipeline's workers keep their member states in ``store``; return the pipeline."""
+        self.worker_env["STATUSFLOW_STORE"] = store
+        return self
+
+    def beside(self, store: str) -> Pipeline:
+        """
+        Return a second pipeline on the same raw topics, with its own app id, outputs and workers on ``store``.
+
+        Both resolve the same input independently (one consumer group each), so a fault scenario runs
+        once for two stores: each waits on its own output, and the broker, the input and the waits
+        between are shared. Its workers are stopped with this pipeline's.
+        """
+        suffix = uuid.uuid4().hex[:8]
+        settings = replace(
+            self.settings,
+            app_id=f"{self.settings.app_id}-{suffix}",
+            output_topic=f"{self.settings.output_topic}-{suffix}",
+            dlq_topic=f"{self.settings.dlq_topic}-{suffix}",
+        )
+        asyncio.run(ensure_topics(settings))
+        # On the three-node cluster a broker may list the new topics a moment after their creation.
+        deadline = time.monotonic() + 30
+        while missing := [d for d in asyncio.run(check_topics(settings)) if d.endswith(": missing")]:
+            assert time.monotonic() < deadline, f"topics still missing 30 s after their creation: {missing}"
+            time.sleep(0.2)
+        workdir = self.workdir / suffix
+        workdir.mkdir()
+        other = Pipeline(settings, workdir, worker_env=dict(self.worker_env)).on_store(store)
+        self.siblings.append(other)
+        return other
+
     def produce(self, lines: list[bytes], topic: str | None = None, *, keyed: bool = True) -> None:
         """Produce lines as records to a raw topic (default: the envelope topic)."""
         asyncio.run(
@@ -182,7 +222,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-3000:]}" for w in self.workers)
+                workers = [*self.workers, *(w for p in self.siblings for w in p.workers)]
+                logs = "\n".join(f"--- {w.log}\n{w.log.read_text()[-3000:]}" for w in workers)
                 pytest.fail(f"timed out after {timeout}s waiting for {what}\n{detail() if detail else ''}\n{logs}")
             time.sleep(0.5)
 
@@ -221,6 +262,20 @@ async def _read_all(settings: Settings, topic: str, partition_count: int) -> lis
         await consumer.stop()
 
 
+# The member stores (README, "State stores"): the fault tests run on each (README, "Tests").
+STORES = ("rocksdb://", "memory://")
+
+
+def differences_of(pipelines: list[Pipeline], expected: dict[str, Any]) -> str:
+    """Describe, per store, how each pipeline's published states differ from ``expected``."""
+    return "\n".join(f"{p.worker_env.get('STATUSFLOW_STORE')}: {p.differences(expected)}" for p in pipelines)
+
+
+def side_by_side(pipeline: Pipeline, stores: tuple[str, ...] = STORES) -> list[Pipeline]:
+    """Return ``pipeline`` on the first store and one pipeline beside it (same raw topics) per other store."""
+    return [pipeline.on_store(stores[0]), *(pipeline.beside(store) for store in stores[1:])]
+
+
 @pytest.fixture
 def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
     """Return a fresh pipeline (own topics and group); its workers are stopped afterwards."""
@@ -248,5 +303,8 @@ def pipeline_on(base: Settings, tmp_path: Path) -> Iterator[Pipeline]:
     try:
         yield line
     finally:
-        for worker in line.workers:
+        workers = [w for p in (line, *line.siblings) for w in p.workers]
+        for worker in workers:  # all at once: each stop takes a second or more
+            worker.terminate()
+        for worker in workers:
             worker.stop()

@@ -128,6 +128,9 @@ async def check_topics(settings: Settings) -> list[str]:
     differences = [f"{s.name}: missing" for s in specs if s not in present]
     for spec in present:
         partitions = described[spec.name]["partitions"]
+        if not partitions:  # just created: this broker lists it before it knows its partitions
+            differences.append(f"{spec.name}: missing")
+            continue
         replicas = min(len(p["replicas"]) for p in partitions)
         wanted: dict[str, object] = {"partitions": spec.num_partitions, "replication": spec.replication_factor}
         found: dict[str, object] = {"partitions": len(partitions), "replication": replicas}

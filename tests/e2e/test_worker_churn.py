@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream.kafka.producer import member_key
 from tests.e2e.test_worker_kafka import offline, sample
-from tests.kafka_fixtures import Pipeline, WorkerProcess
+from tests.kafka_fixtures import STORES, Pipeline, WorkerProcess, differences_of, side_by_side
 
 pytestmark = pytest.mark.kafka
 
@@ -134,50 +134,67 @@ def answers(worker: WorkerProcess) -> bool:
     return True
 
 
+def alive(workers: list[WorkerProcess], name: str) -> bool:
+    """Return True while every one of ``workers`` runs; fail the test with its log once one exited."""
+    for worker in workers:
+        if worker.process.poll() is not None:
+            pytest.fail(f"worker {name} exited with {worker.process.returncode}:\n{worker.log.read_text()[-6000:]}")
+    return True
+
+
+def leave(workers: list[WorkerProcess], how: str) -> list[int]:
+    """Stop ``workers`` together, by SIGTERM ("term": return their exit statuses) or kill -9 (return [])."""
+    if how != "term":
+        for worker in workers:
+            worker.kill()
+        return []
+    for worker in workers:
+        worker.terminate()
+    return [worker.stop() for worker in workers]
+
+
 # Was an expected failure: Faust's table recovery could wait for ever after a rebalance (1 run in
-# 2-3). The states are restored by stream/kafka/store.py now (README, "State stores").
+# 2-3). The states are restored by stream/kafka/store.py now (README, "State stores"). Both stores
+# go through the same churn at once: an A and a B per store, on the same input (README, "Tests").
+@pytest.mark.parametrize("stores", [STORES], ids=["+".join(STORES)])
 def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_offline_result(
-    pipeline: Pipeline,
+    pipeline: Pipeline, stores: tuple[str, ...]
 ) -> None:
     """A under a trickle; B joins and leaves 7 times (SIGTERM and kill -9); A lives, states match offline."""
     started = time.monotonic()
-    s = pipeline.settings
+    lines_ = side_by_side(pipeline, stores)
+    partitions = pipeline.settings.partitions
     lines = sample(600, 8, seed=99)
     extra: list[bytes] = []  # the probes, produced as they go
-    a = pipeline.start_worker()
+    a_s = [line.start_worker() for line in lines_]
 
     def a_alive() -> bool:
-        if a.process.poll() is not None:
-            pytest.fail(f"worker A exited with {a.process.returncode}:\n{a.log.read_text()[-6000:]}")
-        return True
+        return alive(a_s, "A")
 
-    pipeline.wait_for(lambda: a_alive() and answers(a), 60, "A's /metrics")
+    pipeline.wait_for(lambda: a_alive() and all(answers(a) for a in a_s), 60, "A's /metrics")
     trickle = Trickle(pipeline, lines)
     trickle.start()
     b_exits: list[tuple[str, str, int]] = []
     try:
         for round_, (how, when) in enumerate(CHURN):
-            b = pipeline.start_worker()
+            b_s = [(line, line.start_worker()) for line in lines_]
 
-            def b_up(b: WorkerProcess = b, when: str = when) -> bool:
+            def b_up(b_s: list[tuple[Pipeline, WorkerProcess]] = b_s, when: str = when) -> bool:
                 if when == "early":
-                    return a_alive() and answers(b)
-                return a_alive() and bool(lag_partitions(b, s.by_member_topic))
+                    return a_alive() and all(answers(b) for _, b in b_s)
+                return a_alive() and all(lag_partitions(b, line.settings.by_member_topic) for line, b in b_s)
 
             pipeline.wait_for(b_up, 60, f"B {'answering' if when == 'early' else 'holding partitions'}, round {round_}")
             print(f"round {round_}: B up after {time.monotonic() - started:.1f}s, leaving by {how}")
-            if how == "term":
-                b_exits.append((how, when, b.stop()))
-            else:
-                b.kill()
+            b_exits += [(how, when, code) for code in leave([b for _, b in b_s], how)]
             # A alone again: a probe on every partition comes out on the output topic.
-            batch = probes(round_, s.partitions)
+            batch = probes(round_, partitions)
             extra += batch
             pipeline.produce(batch)
             wanted = {orjson.loads(p)["member_id"] for p in batch}
 
             def probed(wanted: set[str] = wanted) -> bool:
-                return a_alive() and wanted <= set(pipeline.latest_states())
+                return a_alive() and all(wanted <= set(line.latest_states()) for line in lines_)
 
             pipeline.wait_for(
                 probed,
@@ -190,19 +207,22 @@ def test_a_worker_survives_a_second_worker_joining_and_leaving_and_ends_at_the_o
     expected = offline(lines + extra)
 
     pipeline.wait_for(
-        lambda: a_alive() and pipeline.latest_states() == expected,
+        lambda: a_alive() and all(line.latest_states() == expected for line in lines_),
         90,
         "the published states to match the offline result",
-        lambda: pipeline.differences(expected),
+        lambda: differences_of(lines_, expected),
     )
-    assert a.process.poll() is None
+    assert all(a.process.poll() is None for a in a_s)
     assert [exit_ for exit_ in b_exits if exit_[2] != 0] == []  # B's SIGTERM exits were graceful
-    assert 0 == a.stop()
+    for a in a_s:
+        a.terminate()
+    assert [0] * len(a_s) == [a.stop() for a in a_s]
 
 
-def test_a_worker_whose_resolver_crashed_exits_1_instead_of_lingering(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("store", STORES)
+def test_a_worker_whose_resolver_crashed_exits_1_instead_of_lingering(pipeline: Pipeline, store: str) -> None:
     """A record on the re-keying topic that is not a pack crashes the resolver: the process ends, status 1."""
-    worker = pipeline.start_worker()
+    worker = pipeline.on_store(store).start_worker()
     pipeline.produce([orjson.dumps({"member_id": "m1", "source": "smpp", "status": "DELIVRD", "occurred_at": 1})])
     pipeline.wait_for(lambda: "m1" in pipeline.latest_states(), 60, "the worker to process an event")
 

@@ -14,7 +14,7 @@ from stream.codec import format_time, state_document
 from stream.domain.correlate import HOUR_MS, Held
 from stream.domain.model import MemberState
 from stream.resolver import DeadLetter, DispatchJoin, Sinks, Tally, items_of
-from tests.kafka_fixtures import Pipeline
+from tests.kafka_fixtures import STORES, Pipeline, differences_of, side_by_side
 from tests.unit.test_correlate import T0, sendgrid, ses, twilio
 
 pytestmark = pytest.mark.kafka
@@ -156,9 +156,13 @@ def test_statuses_before_and_after_their_dispatch_resolve_as_offline_and_the_res
     assert 'statusflow_unmatched_statuses_total{provider="twilio"} 6.0' in metrics
 
 
-def test_held_statuses_survive_a_kill_and_join_their_dispatch_in_the_next_worker(pipeline: Pipeline) -> None:
-    """The hold is in its changelog: a worker killed with -9 hands its waiting statuses to the next one."""
+@pytest.mark.parametrize("stores", [STORES], ids=["+".join(STORES)])
+def test_held_statuses_survive_a_kill_and_join_their_dispatch_in_the_next_worker(
+    pipeline: Pipeline, stores: tuple[str, ...]
+) -> None:
+    """The hold is in its changelog: a worker killed with -9 hands its waiting statuses to the next one. Per store."""
     s = pipeline.settings
+    lines_ = side_by_side(pipeline, stores)  # a worker per store on the same raw and dispatch topics
     statuses = [("twilio", twilio(f"SM{n}", status, n)) for n in range(4) for status in ("sent", "delivered")]
     dispatches = [
         orjson.dumps({"provider": "twilio", "message_id": f"SM{n}", "member_id": f"cm-{n}", "occurred_at": T0})
@@ -166,21 +170,26 @@ def test_held_statuses_survive_a_kill_and_join_their_dispatch_in_the_next_worker
     ]
     expected, unmatched = offline(statuses, dispatches)
     assert not unmatched
-    first = pipeline.start_worker()
+    firsts = [line.start_worker() for line in lines_]
     pipeline.produce([body for _, body in statuses], s.raw_topic("twilio"), keyed=False)
-    pipeline.wait_for(lambda: held_now(pipeline) == len(statuses), 120, f"{len(statuses)} statuses held")
+    pipeline.wait_for(
+        lambda: all(held_now(line) == len(statuses) for line in lines_), 120, f"{len(statuses)} statuses held"
+    )
 
-    first.kill()
-    pipeline.workers.remove(first)
-    pipeline.start_worker()
-    pipeline.wait_for(lambda: held_now(pipeline) == len(statuses), 120, "the next worker to hold them again")
+    for line, first in zip(lines_, firsts, strict=True):
+        first.kill()
+        line.workers.remove(first)
+        line.start_worker()
+    pipeline.wait_for(
+        lambda: all(held_now(line) == len(statuses) for line in lines_), 120, "the next worker to hold them again"
+    )
     pipeline.produce(dispatches, s.dispatches_topic, keyed=False)
 
     pipeline.wait_for(
-        lambda: pipeline.latest_states() == expected,
+        lambda: all(line.latest_states() == expected for line in lines_),
         120,
         "the restored statuses to join their dispatches",
-        lambda: pipeline.differences(expected),
+        lambda: differences_of(lines_, expected),
     )
-    pipeline.wait_for(lambda: held_now(pipeline) == 0, 30, "nothing held")
-    assert not pipeline.read(s.dlq_topic)
+    pipeline.wait_for(lambda: all(held_now(line) == 0 for line in lines_), 30, "nothing held")
+    assert [[]] * len(lines_) == [line.read(line.settings.dlq_topic) for line in lines_]

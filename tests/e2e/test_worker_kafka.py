@@ -14,7 +14,7 @@ from stream.codec import state_document
 from stream.domain.model import MemberState
 from stream.resolver import DeadLetter, Tally, apply, events_of
 from stream.synthetic import stream
-from tests.kafka_fixtures import Pipeline, WorkerProcess
+from tests.kafka_fixtures import STORES, Pipeline, WorkerProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -207,14 +207,21 @@ def backwards(published: list[Any]) -> list[str]:
     return older
 
 
-def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline) -> None:
+# Parametrized, not side by side: with four workers at once on this 2-core machine, one
+# pipeline's survivor lost a range of packs after the hand-over, 2 runs in 7 (README, "Tests").
+@pytest.mark.parametrize("store", STORES)
+def test_a_survivor_takes_over_the_partitions_of_a_killed_worker(pipeline: Pipeline, store: str) -> None:
     """Two workers share the group; one is killed; the other recovers its state from the changelog."""
+    pipeline.on_store(store)
     lines = sample(2000, 9, seed=44)[:20_000]
-    expected = offline(lines)
+    expected, half = offline(lines), offline(lines[:10_000])
     first, _second = pipeline.start_worker(), pipeline.start_worker()
     pipeline.produce(lines[:10_000])
     pipeline.wait_for(
-        lambda: pipeline.latest_states() == offline(lines[:10_000]), 180, "both workers on the first half"
+        lambda: pipeline.latest_states() == half,
+        180,
+        "both workers on the first half",
+        lambda: pipeline.differences(half),
     )
 
     first.kill()
