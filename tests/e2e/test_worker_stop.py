@@ -36,7 +36,13 @@ def ready(worker: WorkerProcess) -> bool:
 def test_sigterm_with_the_broker_gone_ends_the_worker_within_the_stop_timeout(
     doomed_pipeline: Pipeline, disposable_kafka: LocalKafka, stores: tuple[str, ...]
 ) -> None:
-    """Broker killed, then SIGTERM: exit 1 within STATUSFLOW_STOP_TIMEOUT (5 s here) plus a margin; was 62 s."""
+    """
+    Broker killed, then SIGTERM: the worker ends within STATUSFLOW_STOP_TIMEOUT (5 s here) plus a margin; was 62 s.
+
+    Either its stop completes in time (status 0: nothing was committed that was not written) or the
+    stop timer ends it (status 1, saying so). Since the resolver reads the re-key topic with aiokafka,
+    not through Faust's consumer thread, the stop completes by itself (about 2.4 s here).
+    """
     doomed_pipeline.worker_env = {"STATUSFLOW_STOP_TIMEOUT": "5"}
     workers = [line.start_worker() for line in side_by_side(doomed_pipeline, stores)]  # one per store
     doomed_pipeline.wait_for(lambda: all(ready(worker) for worker in workers), 120, "the workers to be ready")
@@ -53,6 +59,7 @@ def test_sigterm_with_the_broker_gone_ends_the_worker_within_the_stop_timeout(
             pytest.fail(f"the worker on {store} ignored SIGTERM for 60 s\n{worker.log.read_text()[-3000:]}")
         seconds = time.monotonic() - started
 
-        assert (1, True) == (code, seconds < 5 + 10), (store, seconds, worker.log.read_text()[-3000:])
         log = worker.log.read_text()
-        assert "statusflow worker: not stopped 5 s after the stop began (STATUSFLOW_STOP_TIMEOUT" in log, store
+        timed_out = "statusflow worker: not stopped 5 s after the stop began (STATUSFLOW_STOP_TIMEOUT" in log
+        assert seconds < 5 + 10, (store, seconds, log[-3000:])
+        assert (1 if timed_out else 0) == code, (store, code, seconds, log[-3000:])
