@@ -197,6 +197,15 @@ def groups_stable(settings: Settings, app_id: str, members: int) -> bool:
     return asyncio.run(_groups_stable(settings, groups, members))
 
 
+def counter(port: int, name: str) -> float:
+    """Return a worker's counter ``name`` summed over its labels (0 while it does not answer)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics_text(port).splitlines()
+        if line.startswith((f"{name} ", f"{name}{{"))
+    )
+
+
 def handled(port: int) -> float:
     """Return the events a worker has applied or found duplicate so far (0 while it does not answer)."""
     return sum(

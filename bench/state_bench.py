@@ -10,9 +10,11 @@ stream once. Then per store (interleaved when --rounds > 1), with a fresh app id
   newest state on the output topic (steady state: start-up and group join excluded; the end is
   read off Kafka, ``kafka_runs.resolved_at``, so nothing scrapes the worker meanwhile);
 - memory: the worker's resident set (VmRSS) once it has resolved everything, and bytes per member;
+  and the size of its data directory (RocksDB's files, SST and write-ahead log; ~0 for memory://);
 - /metrics: 7 scrapes once it holds every member (the worker otherwise idle), each timed;
 - restart: the worker is killed with -9 and started again (same static instance id), one new
-  event is produced; seconds from the restart until /readyz is 200 and until that event is applied;
+  event is produced; seconds from the restart until /readyz is 200 and until that event is applied,
+  and the changelog records it restored;
 - scraped (unless --scrape-every 0): right before or after the run above (alternating by round),
   the same store resolves the stream again under another fresh app id while a thread scrapes
   /metrics every --scrape-every seconds (15, as Prometheus would), from the first applied event to
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka_runs import Scraper, resolved_at, scrape_ms, start_worker
+from kafka_runs import Scraper, counter, resolved_at, scrape_ms, start_worker
 from restart_bench import applied, ready, wait
 
 from stream.config import Settings
@@ -55,6 +57,11 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def disk_bytes(directory: Path) -> int:
+    """Return the bytes of the files under ``directory`` (a worker's data directory: RocksDB's files)."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def start(settings: Settings, store: str, app_id: str, workdir: Path) -> subprocess.Popen[bytes]:
@@ -89,6 +96,7 @@ def store_round(  # noqa: PLR0913, PLR0917 - a round is described by all of thes
 ) -> dict[str, Any]:
     worker, rate, _ = throughput(settings, store, total, app_id, workdir)
     resident = rss_bytes(worker.pid)
+    disk = disk_bytes(workdir / app_id)
     scrapes = [scrape_ms(WEB_PORT) for _ in range(SCRAPES)]
     worker.kill()
     worker.wait()
@@ -101,6 +109,7 @@ def store_round(  # noqa: PLR0913, PLR0917 - a round is described by all of thes
         asyncio.run(produce_lines(settings, settings.events_topic, [probe], member_key))
         ready_at = wait(lambda: ready(WEB_PORT), "/readyz", timeout=1200)
         applied_at = wait(lambda: applied(WEB_PORT) >= 1, "the new event", timeout=1200)
+        restored = counter(WEB_PORT, "statusflow_restored_records_total")
     finally:
         worker.terminate()
         worker.wait(timeout=120)
@@ -108,8 +117,10 @@ def store_round(  # noqa: PLR0913, PLR0917 - a round is described by all of thes
         "events_per_s": rate,
         "rss_mib": resident / 2**20,
         "bytes_per_member": resident / members,
+        "disk_mib": disk / 2**20,
         "restart_ready_s": ready_at - restarted,
         "restart_applied_s": applied_at - restarted,
+        "restored_records": restored,
         "scrape_median_ms": statistics.median(scrapes),
         "scrape_max_ms": max(scrapes),
         "scrapes_ms": scrapes,
@@ -207,8 +218,9 @@ def report(
     for store, median in medians.items():
         print(
             f"  {store:<12} {median['events_per_s']:>9,.0f} events/s  RSS {median['rss_mib']:,.0f} MiB "
-            f"({median['bytes_per_member']:,.0f} B/member)  restart: ready {median['restart_ready_s']:.1f} s, "
-            f"next event applied {median['restart_applied_s']:.1f} s"
+            f"({median['bytes_per_member']:,.0f} B/member), disk {median['disk_mib']:,.0f} MiB  "
+            f"restart: ready {median['restart_ready_s']:.1f} s, next event applied {median['restart_applied_s']:.1f} s "
+            f"({median['restored_records']:,.0f} changelog records restored)"
         )
     for store, median in medians.items():
         print(
