@@ -7,7 +7,7 @@ export STATUSFLOW_KAFKA_HEAP ?= 768m
 
 .PHONY: install run test check lint format typecheck unit-tests integration-tests e2e-tests \
         alerts-lint alerts-test dashboards-lint bench bench-resolve bench-worker bench-restart bench-state \
-        bench-webhooks bench-dispatch bench-record bench-peers bench-latency kafka-start kafka-stop tools tools-run clean
+        bench-scaleout bench-webhooks bench-dispatch bench-record bench-peers bench-latency kafka-start kafka-stop tools tools-run clean
 
 ## Everything needed to run and test, into ./.venv (idempotent; re-runs when pyproject.toml changes)
 install: $(STAMP)
@@ -65,6 +65,8 @@ bench-restart: install
 	$(PY) bench/restart_bench.py
 bench-state: install
 	$(PY) bench/state_bench.py
+bench-scaleout: install
+	$(PY) bench/scaleout_bench.py
 bench-webhooks: install
 	$(PY) bench/webhooks_bench.py
 bench-dispatch: install
