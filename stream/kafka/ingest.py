@@ -93,6 +93,7 @@ class RawIngest(Service):
         self.state_producer: AIOKafkaProducer | None = None
         self.state_writer: Writer | None = None
         self._committed_at = 0.0
+        self._uncommitted = False  # forwarded since the last commit
         self.offsets: AIOKafkaConsumer | None = None
         self._reported: set[type[BaseException]] = set()
         super().__init__(**kwargs)
@@ -139,7 +140,10 @@ class RawIngest(Service):
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
             if batch:
                 await self.forward([record for partition in batch.values() for record in partition])
+                self._uncommitted = True
                 await self.commit()
+            elif self._uncommitted:  # idle: commit the last batches now, so the group shows no lag
+                await self.commit(now=True)
 
     async def commit(self, *, now: bool = False) -> None:
         """
@@ -153,6 +157,7 @@ class RawIngest(Service):
         clock = asyncio.get_running_loop().time()
         if now or clock - self._committed_at >= self.settings.commit_interval:
             self._committed_at = clock
+            self._uncommitted = False
             await commit_or_replay(self.consumer, "ingest")
 
     async def forward(self, batch: list[Any]) -> None:

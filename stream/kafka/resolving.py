@@ -62,6 +62,7 @@ class MemberResolver(Service):
         self.rebalancing_count = 0
         self._batch = asyncio.Lock()  # held while a batch is handled and committed
         self._committed_at = 0.0
+        self._uncommitted = False  # handled since the last commit
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -84,7 +85,11 @@ class MemberResolver(Service):
                 if batch:
                     async with self._batch:
                         await self.handle([record for records in batch.values() for record in records])
+                        self._uncommitted = True
                         await self._commit()
+                elif self._uncommitted:  # idle: commit the last batches now, so the group shows no lag
+                    async with self._batch:
+                        await self._commit(now=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -99,6 +104,7 @@ class MemberResolver(Service):
         clock = asyncio.get_running_loop().time()
         if now or clock - self._committed_at >= self.settings.commit_interval:
             self._committed_at = clock
+            self._uncommitted = False
             await commit_or_replay(self.consumer, "resolve")
 
     async def revoked(self) -> None:
