@@ -125,14 +125,14 @@ class Scraper(threading.Thread):
 
 async def _resolved_at(settings: Settings, app_id: str, deadline: float) -> float:
     # Ingest commits the raw offsets only after its packs were acknowledged, so once it has committed
-    # the raw topic's end every pack is on the re-key topic; the resolve agent's group (the Faust app
-    # id) commits a pack only after its states were persisted and published.
+    # the raw topic's end every pack is on the re-key topic; the resolver's group (<app id>-resolve)
+    # commits a pack only after its states were persisted and published.
     admin = admin_client(settings)
     offsets = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False)
     await admin.start()
     await offsets.start()
     try:
-        stages = ((f"{app_id}-ingest", settings.events_topic), (app_id, f"{app_id}-events-by-member"))
+        stages = ((f"{app_id}-ingest", settings.events_topic), (f"{app_id}-resolve", f"{app_id}-events-by-member"))
         for group, topic in stages:
             partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
             ends = await offsets.end_offsets(partitions)
@@ -192,8 +192,8 @@ async def _groups_stable(settings: Settings, groups: list[str], members: int) ->
 
 
 def groups_stable(settings: Settings, app_id: str, members: int) -> bool:
-    """Whether each of the worker's three consumer groups is stable with ``members`` members."""
-    groups = [app_id, f"{app_id}-ingest", f"{app_id}-correlate"]
+    """Whether each of the worker's four consumer groups is stable with ``members`` members."""
+    groups = [app_id, f"{app_id}-ingest", f"{app_id}-resolve", f"{app_id}-correlate"]
     return asyncio.run(_groups_stable(settings, groups, members))
 
 

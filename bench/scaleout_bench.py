@@ -10,7 +10,7 @@ directory per worker and a distinct STATUSFLOW_INSTANCE_ID, the default store un
 
 The workers start on an empty raw topic and the input is produced only once every worker is in
 the group: /readyz is 200 on each, holding a share of the partitions that add up to all 8, and
-each of the worker's three consumer groups is stable with that many members. (Two workers took
+each of the worker's consumer groups is stable with that many members. (Two workers took
 13-16 s to settle here, one holding every partition meanwhile; with the input there beforehand, a
 40,000-event trial was over before the second worker got its share.) The rate is the
 aggregate steady rate: events applied across all workers (the sum of their
