@@ -180,7 +180,7 @@ class Settings:
 
     @property
     def changelog_topic(self) -> str:
-        """The compacted changelog of the member-states table (Faust's name for it)."""
+        """The compacted changelog of the member states (named as Faust names a table's changelog)."""
         return f"{self.app_id}-member-states-changelog"
 
     @property

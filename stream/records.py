@@ -1,5 +1,5 @@
 """
-Internal wire formats: event packs on the re-keying topic, member states in the table changelog.
+Internal wire formats: event packs on the re-keying topic, member states in their changelog.
 
 Compact JSON arrays rather than the public documents: the worker reads them back often, and
 they must carry what the public state leaves out (each message's deciding event, the digest of
@@ -89,7 +89,7 @@ _COMPRESSED = b"z"
 
 def encode_state(state: MemberState) -> bytes:
     """
-    Return a member state as bytes for the table changelog (format 3; large ones compressed).
+    Return a member state as bytes for the member states' changelog (format 3; large ones compressed).
 
     ``[3, member_id, campaign_id, [[message key, reminder, decision, milestones], ...], seen]``:
     ``seen`` is the sorted list of event ids while the digest is exact, else the filter's bytes in
@@ -165,8 +165,8 @@ def decode_state(raw: bytes) -> MemberState:
     else:
         raise StateFormatError(
             f"changelog record {raw[:60]!r} is in no state format this worker reads (formats 1 to {STATE_FORMAT}); "
-            "a newer statusflow wrote it, or something else did: run that version, or rebuild the table "
-            "from the raw topics. Refusing rather than misreading it."
+            "a newer statusflow wrote it, or something else did: run that version, or rebuild the member "
+            "states from the raw topics. Refusing rather than misreading it."
         )
     if not joined:
         raise StateFormatError(f"changelog record {raw[:60]!r} holds no message: a state has at least one")

@@ -3,7 +3,7 @@ The service between raw records and the core: decode, resolve, count, dead-lette
 
 Both front doors use it: ``statusflow resolve`` over files and the Faust worker over Kafka. It
 keeps no state of its own: member states live in whatever mapping the caller passes in (a dict
-offline, a changelog-backed Faust table live), so the same code runs in both.
+offline, the worker's changelog-backed partition stores live), so the same code runs in both.
 """
 
 from __future__ import annotations

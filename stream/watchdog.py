@@ -24,7 +24,7 @@ zombie).
 What it finds is logged in one line, and the process ends with ``os._exit(1)``: no graceful stop,
 whose commits could acknowledge work that was never done (the same as a kill -9, which the
 delivery guarantee covers). ``fatal`` does the same at once, for code that catches a crash itself
-(the resolve agent does, so that nothing of a failed batch is acknowledged).
+(``MemberResolver`` does, so that nothing of a failed batch is acknowledged).
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("statusflow").info("created topics: %s", created)
     mismatches = loop.run_until_complete(partition_mismatches(settings))
     if mismatches:
-        # Starting anyway would crash the resolve agent on its first write to a missing partition.
+        # Starting anyway would crash the resolver on its first write to a missing partition.
         for mismatch in mismatches:
             print(f"statusflow worker: {mismatch}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """
 The ACLs a worker's principal needs, and no more: the README's list, and what tests grant.
 
-A worker reads the raw topics, its re-keying topic, its table's changelog (at recovery) and
+A worker reads the raw topics, its re-keying topic, its member states' changelog (at restore) and
 Faust's leader topic; writes packs, changelog records, states and dead letters; commits offsets
 for its consumer groups (Faust's, and its own: ingest, resolve, correlate). It creates topics only where it is
 allowed to; on clusters where applications may not, ``statusflow topics create`` (run by an
@@ -111,7 +111,7 @@ async def access_problem(settings: Settings) -> str | None:
     """
     Return one line saying what the worker's principal lacks or what is missing; None if nothing.
 
-    Checked before the worker starts, so a missing ACL is one clear line rather than an agent
+    Checked before the worker starts, so a missing ACL is one clear line rather than a service
     crashing at its first write. Run after the topics were created where they could be.
     """
     lacking, absent = await missing_access(settings)

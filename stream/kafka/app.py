@@ -69,7 +69,7 @@ def faust_app(settings: Settings) -> faust.App:
         # stream/kafka/topics.py creates every topic (changelog and leader too) with its configs; Faust
         # would ask to create its own again at each start, which needs CREATE even when they exist.
         topic_allow_declare=False,
-        # Standbys would keep other workers' members in this process's table and in its gauges.
+        # No Faust table holds member states (stream.kafka.store does); no standbys to keep either.
         table_standby_replicas=0,
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.session_timeout,
@@ -80,8 +80,8 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_group_instance_id=settings.instance_id or None,
         producer_acks=-1,
         TableManager=StatusflowTableManager,  # seeks before records flow after a recovery
-        # Serve only /metrics, /healthz, /readyz and Faust's static index: /table/ would list
-        # members, /router/ and the statistics pages tell an outsider about the cluster.
+        # Serve only /metrics, /healthz, /readyz and Faust's static index: /table/ (empty, as no
+        # Faust table is used), /router/ and the statistics pages tell an outsider about the cluster.
         web_router_enabled=False,
         web_tables_enabled=False,
         web_graph_enabled=False,
@@ -90,7 +90,7 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 class Handlers:
-    """What the agents do with each batch; the agents themselves only iterate."""
+    """What the worker's services (``RawIngest``, ``MemberResolver``) do with each batch; they only read."""
 
     def __init__(self, app: faust.App, settings: Settings, registry: CollectorRegistry, watchdog: Watchdog) -> None:
         self.app = app

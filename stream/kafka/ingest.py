@@ -5,7 +5,7 @@ Why not a Faust agent: Faust hands an agent one record at a time through its con
 conductor and stream (about ten event-loop callbacks per record); measured here that capped the
 worker near 1,800 events/s against 31,000 for a plain aiokafka pass-through. This service reads
 the raw topics with aiokafka in batches and forwards, per batch, one record per destination
-partition of the re-keying topic ("a pack"), so the Faust agent downstream sees a few records
+partition of the re-keying topic ("a pack"), so ``MemberResolver`` downstream sees a few records
 per batch instead of one per event.
 
 Delivery stays at-least-once: a batch's packs and dead letters are flushed before its offsets
@@ -69,7 +69,7 @@ log = logging.getLogger("statusflow")
 
 def partition_of(member_id: bytes, partitions: int) -> int:
     """
-    Return the partition a member's events, table entry and published state all live on.
+    Return the partition a member's events, stored state and published state all live on.
 
     CRC-32 rather than Kafka's murmur2: any stable hash keeps a member on one partition, and
     aiokafka's murmur2 is pure Python (measured 6.7 us a call, the largest single cost here).
@@ -88,7 +88,7 @@ class RawIngest(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.writer: Writer | None = None
-        # The resolve agent's changelog and output writes get a producer of their own: aiokafka has
+        # The resolver's changelog and output writes (``write_states``) get a producer of their own: aiokafka has
         # one request in flight per broker per producer, so sharing one made each hop wait for the other's.
         self.state_producer: AIOKafkaProducer | None = None
         self.state_writer: Writer | None = None

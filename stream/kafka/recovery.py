@@ -12,6 +12,10 @@ there only for apps without tables).
 
 The fix stops the flow the way Faust does at a revoke before it resumes anything; Faust's own
 ``on_recovery_completed`` switches it back on after the seek, so nothing is fetched in between.
+
+Since issue 11 no agent reads through Faust's consumer (the resolver, ingest and the dispatch join
+have aiokafka consumers of their own; Faust's reads only its leader topic), so the race has no
+packs left to skip. The fix stays as a guard for any agent added later.
 """
 
 from __future__ import annotations

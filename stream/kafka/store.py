@@ -13,7 +13,7 @@ rebalance (the "Known issue" of issue 9). Here:
 - a record is *joined* into what the store holds (``precedence.merge``), not written over it: the
   states are a join over events, so a late write of a worker that lost the partition can never
   take a member back, and reading a record twice changes nothing;
-- the resolve agent waits for its partitions' restore before it joins anything into them; a
+- the resolver (``MemberResolver``) waits for its partitions' restore before it joins anything into them; a
   partition that left this worker is kept until the batch in hand is done, then closed (for the
   disk store: its RocksDB lock released for the next owner on this machine).
 """
@@ -116,7 +116,7 @@ class MemberStore(Service):
         self._restore_task = asyncio.ensure_future(self._restore_all(sorted(partitions)))
 
     def batch_started(self) -> None:
-        """Note that the resolve agent starts a batch: partitions leaving now stay open until it ends."""
+        """Note that the resolver starts a batch: partitions leaving now stay open until it ends."""
         self.in_batch = True
 
     def batch_done(self) -> None:

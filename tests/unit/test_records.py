@@ -20,7 +20,7 @@ from tests.unit.test_precedence_properties import member_events
 
 
 def test_events_survive_a_pack_round_trip_unchanged() -> None:
-    """What ingest writes, the resolve agent reads back as the very same events."""
+    """What ingest writes, the resolver reads back as the very same events."""
     rng = random.Random(1)
     envelopes = member_story(rng, "m1", 8) + member_story(rng, "m2", 8)
     events = [event_from_envelope({**e, "message_id": f"x{i % 3}"}) for i, e in enumerate(envelopes)]

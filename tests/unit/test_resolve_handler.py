@@ -1,4 +1,4 @@
-"""The resolve agent's batch handler: persist before publish, replays republish, oversize states refused."""
+"""The resolver's batch handler: persist before publish, replays republish, oversize states refused."""
 
 from __future__ import annotations
 
