@@ -76,11 +76,24 @@ async def passthrough(settings: Settings, total: int, group: str) -> float:
 
 
 async def create_topic(settings: Settings, name: str) -> None:
-    """Create one topic with the worker's partition count (the broker creates no topic by itself)."""
+    """
+    Create one topic with the worker's partition count (the broker creates no topic by itself).
+
+    Returns once every partition has a leader: a client that asks for a topic a moment after its
+    creation on a freshly started broker otherwise logs "not found in cluster metadata" for seconds.
+    """
     admin = admin_client(settings)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, settings.partitions, 1)])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (described,) = await admin.describe_topics([name])
+            partitions = described["partitions"]
+            if not described["error_code"] and partitions and all(p["leader"] >= 0 for p in partitions):
+                return
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"topic {name} has no leader for every partition 60 s after its creation")
     finally:
         await admin.close()
 
