@@ -32,8 +32,18 @@ class PartitionStore(Protocol):
     def get(self, key: bytes) -> MemberState | None:
         """Return a member's state, or None."""
 
-    def apply(self, changes: Mapping[bytes, Change], restored_to: int | None = None) -> None:
-        """Replace states (``after`` of each change) and move ``restored_to`` forward, as one step."""
+    def get_many(self, keys: list[bytes]) -> dict[bytes, MemberState]:
+        """Return the states of those of ``keys`` held (one lookup for a whole batch's members)."""
+
+    def apply(
+        self, changes: Mapping[bytes, Change], restored_to: int | None = None, encoded: Mapping[bytes, bytes] = {}
+    ) -> None:
+        """
+        Replace states (``after`` of each change) and move ``restored_to`` forward, as one step.
+
+        ``encoded`` may hold the changelog records (``records.encode_state``) of some ``after``
+        states, already made for the changelog write: a store that keeps bytes takes them as they are.
+        """
 
     def values(self) -> Iterator[MemberState]:
         """Yield every state held."""
@@ -67,7 +77,17 @@ class MemoryPartition:
         """Return a member's state, or None."""
         return self._states.get(key)
 
-    def apply(self, changes: Mapping[bytes, Change], restored_to: int | None = None) -> None:
+    def get_many(self, keys: list[bytes]) -> dict[bytes, MemberState]:
+        """Return the states of those of ``keys`` held."""
+        states = self._states
+        return {key: states[key] for key in keys if key in states}
+
+    def apply(
+        self,
+        changes: Mapping[bytes, Change],
+        restored_to: int | None = None,
+        encoded: Mapping[bytes, bytes] = {},  # noqa: ARG002 - states are kept as objects here
+    ) -> None:
         """Replace states and move ``restored_to`` forward."""
         _count(self.tally, changes)
         self._states.update((key, after) for key, (_, after) in changes.items())
@@ -124,10 +144,14 @@ class RocksPartition:
         # of a small worker's memory: a few MiB per partition and one shared block cache instead.
         options.set_write_buffer_size(4 * _MIB)
         options.set_max_write_buffer_number(2)
+        table = BlockBasedOptions()
         if cache is not None:
-            table = BlockBasedOptions()
             table.set_block_cache(cache)
-            options.set_block_based_table_factory(table)
+        # A member's first event looks for a state that is not there: without a filter that read
+        # searches every level's index. 10 bits per key (about 1.2 MB per million members) lets
+        # RocksDB skip the files that cannot hold the key (measured: hits 7.8 -> 5.1 us).
+        table.set_bloom_filter(10, False)  # noqa: FBT003 - rocksdict's signature: full filter, not block-based
+        options.set_block_based_table_factory(table)
         try:
             self._db = Rdict(path, options)
         except Exception as error:  # rocksdict raises plain Exceptions: lock held, corruption
@@ -146,7 +170,21 @@ class RocksPartition:
         raw = self._db.get(key)
         return None if raw is None else records.decode_state(raw)
 
-    def apply(self, changes: Mapping[bytes, Change], restored_to: int | None = None) -> None:
+    def get_many(self, keys: list[bytes]) -> dict[bytes, MemberState]:
+        """Return the states of those of ``keys`` held: the recent ones, then one multi-get for the rest."""
+        recent = self._recent
+        found = {key: recent[key] for key in keys if key in recent}
+        rest: list[Any] = [key for key in keys if key not in found]
+        if rest:
+            raws: list[bytes | None] = self._db.get(rest)  # type: ignore[assignment] # a list for a list
+            for key, raw in zip(rest, raws, strict=True):
+                if raw is not None:
+                    found[key] = records.decode_state(raw)
+        return found
+
+    def apply(
+        self, changes: Mapping[bytes, Change], restored_to: int | None = None, encoded: Mapping[bytes, bytes] = {}
+    ) -> None:
         """Replace states and move ``restored_to`` forward, in one write batch."""
         from rocksdict import WriteBatch  # noqa: PLC0415
 
@@ -156,7 +194,8 @@ class RocksPartition:
         batch = WriteBatch(raw_mode=True)
         recent = self._recent
         for key, (_, after) in changes.items():
-            batch.put(key, records.encode_state(after))
+            raw = encoded.get(key)
+            batch.put(key, records.encode_state(after) if raw is None else raw)
             recent.pop(key, None)
             recent[key] = after
         while len(recent) > RECENT_STATES:

@@ -125,12 +125,13 @@ class Handlers:
             replay_ends = await self._replay_ends({pack.partition for pack in held})
             changed, replayed = self._join(held, stores, replay_ends, observed)
             changelog = self.settings.changelog_topic
+            encoded = {key: records.encode_state(after) for key, (_, after, _) in changed.items()}
             refused = await self.ingest.write_states(
-                changelog, [(p, key, records.encode_state(after)) for key, (_, after, p) in changed.items()]
+                changelog, [(p, key, encoded[key]) for key, (_, _, p) in changed.items()]
             )
             if refused:
                 await self._refuse_states(held, refused, changed)
-            self._keep(stores, changed)
+            self._keep(stores, changed, encoded)
             published = {key: (after, p) for key, (_, after, p) in changed.items()}
             for key, partition in replayed.items():
                 if key not in published:
@@ -146,7 +147,12 @@ class Handlers:
         finally:
             self.states.batch_done()
 
-    def _keep(self, stores: dict[int, Any], changed: dict[bytes, tuple[MemberState | None, MemberState, int]]) -> None:
+    def _keep(
+        self,
+        stores: dict[int, Any],
+        changed: dict[bytes, tuple[MemberState | None, MemberState, int]],
+        encoded: dict[bytes, bytes],
+    ) -> None:
         """Put the persisted states into their partitions' stores, with how far the changelog now goes."""
         by_partition: dict[int, dict[bytes, tuple[MemberState | None, MemberState]]] = {}
         for key, (before, after, partition) in changed.items():
@@ -155,7 +161,7 @@ class Handlers:
         changelog = self.settings.changelog_topic
         for partition, changes in by_partition.items():
             restoring = partition in self.states.to_restore  # restored_to is the restore's to move then
-            stores[partition].apply(changes, None if restoring else acked.get((changelog, partition)))
+            stores[partition].apply(changes, None if restoring else acked.get((changelog, partition)), encoded)
 
     def _join(
         self, batch: list[Any], stores: dict[int, Any], replay_ends: dict[int, int], observed: BatchMetrics
@@ -171,18 +177,27 @@ class Handlers:
         # Per member: its state before this batch and after the batch's events so far. A state is
         # bounded (at most 32 event ids or a 2 KiB filter: stream/domain/digest.py), so joining
         # each event into it costs the same for a member with 25,000 events as for one with 3.
+        decoded = [(pack, records.decode_pack(pack.value)) for pack in batch]
+        # Each partition's members are looked up at once: one multi-get for a disk store.
+        wanted: dict[int, dict[bytes, None]] = {}
+        for pack, items in decoded:
+            keys = wanted.setdefault(pack.partition, {})
+            for item in items:
+                keys[item.member_id.encode()] = None
+        held: dict[bytes, MemberState] = {}
+        for partition, keys in wanted.items():
+            held.update(stores[partition].get_many(list(keys)))
         joined: dict[bytes, list[Any]] = {}
         changed_in: dict[bytes, int] = {}
         replayed: dict[bytes, int] = {}
-        for pack in batch:
+        for pack, items in decoded:
             partition = pack.partition
-            store = stores[partition]
             replay = pack.offset < replay_ends.get(partition, _UNKNOWN_END)
-            for item in records.decode_pack(pack.value):
+            for item in items:
                 key = item.member_id.encode()
                 entry = joined.get(key)
                 if entry is None:
-                    before: MemberState | None = store.get(key)
+                    before: MemberState | None = held.get(key)
                     entry = joined[key] = [before, before]
                 current = entry[1]
                 after = resolve(current, item)
