@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import errno
 import logging
 import os
@@ -11,6 +12,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stream.config import SASL_MECHANISMS, SECURITY_PROTOCOLS, Settings
@@ -122,8 +124,38 @@ def _stop_now(seconds: float) -> None:
     os._exit(1)
 
 
+# glibc's mallopt parameter for the most malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+# Two arenas: the event loop's thread and RocksDB's flush and compaction threads share them.
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(environ: Mapping[str, str] = os.environ, load: Callable[[str], Any] = ctypes.CDLL) -> bool:
+    """
+    Cap glibc's malloc arenas at ``MALLOC_ARENAS``, unless ``MALLOC_ARENA_MAX`` says otherwise.
+
+    glibc gives each thread that contends for memory an arena of its own (up to 8 per core), and
+    an arena keeps what was freed in it. RocksDB's background threads then leave freed memory in
+    their own arenas: measured at 1,000,000 members (``make bench-state``, ``rocksdb://``), RSS at
+    the end was 346 MiB with glibc's default and 283 MiB with two arenas, at the same throughput.
+    Set before the worker starts any thread of its own; a no-op where libc is not glibc.
+
+    Returns:
+        Whether the cap was set.
+
+    """
+    if "MALLOC_ARENA_MAX" in environ:  # the operator chose; glibc read it at start
+        return False
+    try:
+        libc = load("libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Create the topics, then hand the process to Faust's worker (which handles signals)."""
+    limit_malloc_arenas()
     # faust is heavy; `statusflow resolve` should not pay for it, hence the imports in here
     from aiokafka.errors import KafkaError, TopicAuthorizationFailedError  # noqa: PLC0415
 
