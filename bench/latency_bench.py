@@ -24,7 +24,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import scratch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka_runs import ROOT, broker, create_topic, start_worker
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.client import kafka_client_options
@@ -68,6 +69,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+# The hops a member's event takes, each named by the topic whose record timestamp (the writer's
+# clock when it appended the record) marks the hop's end: re-keyed by ingest, persisted, published.
+HOPS: tuple[str, ...] = ("by_member", "changelog", "output")
+
+
 @dataclass
 class Run:
     """One run's members and what was noted of each: sent (both clocks), read, and hop timestamps."""
@@ -78,11 +84,6 @@ class Run:
     sent_at: dict[str, float] = field(default_factory=dict)  # wall clock, for the record timestamps
     seen: dict[str, float] = field(default_factory=dict)  # perf_counter, first read on the output topic
     stamps: dict[str, dict[str, float]] = field(default_factory=lambda: {hop: {} for hop in HOPS})
-
-
-# The hops a member's event takes, each named by the topic whose record timestamp (the writer's
-# clock when it appended the record) marks the hop's end: re-keyed by ingest, persisted, published.
-HOPS = ("by_member", "changelog", "output")
 
 
 async def produce(producer: AIOKafkaProducer, topic: str, rate: int, run: Run) -> None:
@@ -204,7 +205,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--rounds", type=int, default=3, help="relay and worker runs, interleaved")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-latency-"))
+    workdir = scratch_dir("statusflow-latency-")
     settings = Settings(
         broker=f"127.0.0.1:{args.port}",
         app_id="latency",
@@ -303,4 +304,4 @@ def worker_run(settings: Settings, args: argparse.Namespace, workdir: Path) -> d
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

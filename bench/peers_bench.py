@@ -26,11 +26,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import orjson
+import scratch
 from kafka_runs import ROOT, broker, create_topic, passthrough, worker_round
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.producer import member_key, produce_lines
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
     python = quix_python()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-peers-"))
+    workdir = scratch_dir("statusflow-peers-")
     settings = Settings(
         broker=f"127.0.0.1:{args.port}", events_topic="bench.message-events", output_topic="bench.status"
     )
@@ -133,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import scratch
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.producer import member_key, produce_lines
@@ -52,7 +53,7 @@ def applied(port: int) -> float:
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (OSError, urllib.error.HTTPError):
         return False
 
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-restart-"))
+    workdir = scratch_dir("statusflow-restart-")
     env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(PORT), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}
     kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
     subprocess.run([str(kafka), "start"], env=env, check=True)
@@ -146,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

@@ -31,7 +31,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -40,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import scratch
 from kafka_runs import ROOT, broker, groups_stable, resolved_at, start_worker
 from restart_bench import applied, wait
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.producer import member_key, produce_lines
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--store", default="rocksdb://", help="the workers' STATUSFLOW_STORE")
     parser.add_argument("--port", type=int, default=PORT, help="the benchmark's own broker")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-scaleout-"))
+    workdir = scratch_dir("statusflow-scaleout-")
     counts = (1, 2)
     runs: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
     load_start = os.getloadavg()
@@ -162,4 +163,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

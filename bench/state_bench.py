@@ -32,14 +32,15 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import scratch
 from kafka_runs import Scraper, counter, resolved_at, scrape_ms, start_worker
 from restart_bench import applied, ready, wait
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.producer import member_key, produce_lines
@@ -149,7 +150,7 @@ def main() -> None:
         help="also run each store with /metrics scraped every S seconds during its throughput phase (0: not)",
     )
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-state-"))
+    workdir = scratch_dir("statusflow-state-")
     env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(PORT), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}
     kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
     subprocess.run([str(kafka), "start"], env=env, check=True)
@@ -240,4 +241,4 @@ def report(
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

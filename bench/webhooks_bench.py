@@ -23,13 +23,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import aiohttp
+import scratch
+from scratch import scratch_dir
 
 from stream.config import Settings
 from stream.kafka.topics import ensure_topics
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=29192, help="port of the broker this benchmark starts")
     parser.add_argument("--broker", help="use this broker instead of starting one")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-webhooks-bench-"))
+    workdir = scratch_dir("statusflow-webhooks-bench-")
     kafka_env = {**os.environ, "STATUSFLOW_KAFKA_PORT": str(args.port), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}
     kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
     if not args.broker:
@@ -203,4 +204,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

@@ -23,12 +23,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
+import scratch
 from kafka_runs import ROOT, create_topic, passthrough, worker_round
+from scratch import scratch_dir
 
 from stream.config import Secret, Settings
 from stream.kafka.acls import acl_commands, worker_acls
@@ -52,7 +53,7 @@ def main() -> None:
         "report its ratio to PLAINTEXT",
     )
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="statusflow-bench-"))
+    workdir = scratch_dir("statusflow-bench-")
     kafka = ROOT / "deploy" / "kafka" / "kafka.sh"
     envs = [{**os.environ, "STATUSFLOW_KAFKA_PORT": str(args.port), "STATUSFLOW_KAFKA_DATA": str(workdir / "kafka")}]
     if args.sasl_ssl:
@@ -138,4 +139,4 @@ def secured_side(plain: Settings, data: Path, env: dict[str, str], rounds: int) 
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)
