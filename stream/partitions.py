@@ -164,11 +164,7 @@ class RocksPartition:
 
     def get(self, key: bytes) -> MemberState | None:
         """Return a member's state, or None."""
-        state = self._recent.get(key)
-        if state is not None:
-            return state
-        raw = self._db.get(key)
-        return None if raw is None else records.decode_state(raw)
+        return self.get_many([key]).get(key)
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, MemberState]:
         """Return the states of those of ``keys`` held: the recent ones, then one multi-get for the rest."""

@@ -133,11 +133,12 @@ class Handlers:
                 await self._refuse_states(held, refused, changed)
             self._keep(stores, changed, encoded)
             published = {key: (after, p) for key, (_, after, p) in changed.items()}
+            republished: dict[int, list[bytes]] = {}
             for key, partition in replayed.items():
                 if key not in published:
-                    state = stores[partition].get(key)
-                    if state is not None:
-                        published[key] = (state, partition)
+                    republished.setdefault(partition, []).append(key)
+            for partition, keys in republished.items():
+                published.update((key, (state, partition)) for key, state in stores[partition].get_many(keys).items())
             failed = await self.ingest.write_states(
                 self.settings.output_topic, [(p, key, encode_state(state)) for key, (state, p) in published.items()]
             )
@@ -179,11 +180,9 @@ class Handlers:
         # each event into it costs the same for a member with 25,000 events as for one with 3.
         decoded = [(pack, records.decode_pack(pack.value)) for pack in batch]
         # Each partition's members are looked up at once: one multi-get for a disk store.
-        wanted: dict[int, dict[bytes, None]] = {}
+        wanted: dict[int, set[bytes]] = {}
         for pack, items in decoded:
-            keys = wanted.setdefault(pack.partition, {})
-            for item in items:
-                keys[item.member_id.encode()] = None
+            wanted.setdefault(pack.partition, set()).update(item.member_id.encode() for item in items)
         held: dict[bytes, MemberState] = {}
         for partition, keys in wanted.items():
             held.update(stores[partition].get_many(list(keys)))

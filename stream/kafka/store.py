@@ -228,8 +228,9 @@ class MemberStore(Service):
             held = chunk.get(message.key)
             chunk[message.key] = state if held is None else merge(held, state)
         changes: dict[bytes, Change] = {}
+        stored = store.get_many(list(chunk))
         for key, state in chunk.items():
-            before = store.get(key)
+            before = stored.get(key)
             changes[key] = (before, state if before is None or before == state else merge(before, state))
         store.apply(changes, restored_to=messages[-1].offset + 1)
 
